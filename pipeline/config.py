@@ -1,0 +1,355 @@
+"""Typed configuration: `params.yaml` parsed into frozen dataclasses by a strict loader.
+
+Unknown keys, missing keys, wrong types and out-of-range values raise ConfigError naming the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+import yaml
+
+T = TypeVar("T")
+
+MethodName = Literal["pix2pix", "cyclegan", "bicyclegan"]
+METHODS: tuple[str, ...] = get_args(MethodName)
+
+
+class ConfigError(ValueError):
+    """A params value is missing, unknown, of the wrong type or out of range."""
+
+
+def _check(key: str, ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """`data`: which raw data set `prepare` builds or imports."""
+
+    source: Literal["streets", "celeba"] = "streets"
+    n_images: int = 2000  # streets: how many scenes to generate
+    path: str | None = None  # real data sets: the folder the user downloaded
+    workers: int = 1  # streets: processes used to render
+
+    def __post_init__(self) -> None:
+        _check("data.n_images", self.n_images >= 1, f"must be >= 1, got {self.n_images}")
+        _check("data.workers", self.workers >= 1, f"must be >= 1, got {self.workers}")
+        _check("data.path", self.source == "streets" or bool(self.path),
+               f"source {self.source!r} needs data.path (the folder holding the data set)")
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    train: float = 0.8
+    val: float = 0.1
+    test: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("train", "val", "test"):
+            value = getattr(self, name)
+            _check(f"curate.split.{name}", 0.0 <= value <= 1.0, f"must be in [0, 1], got {value}")
+        total = self.train + self.val + self.test
+        _check("curate.split", abs(total - 1.0) < 1e-6, f"fractions must sum to 1, got {total}")
+
+
+@dataclass(frozen=True)
+class CurateConfig:
+    """`curate`: attribute filters, the split, and limits on what images are accepted."""
+
+    require: dict[str, int] = field(default_factory=dict)  # attribute -> 1 | -1 that must hold
+    exclude: dict[str, int] = field(default_factory=dict)  # attribute -> 1 | -1 that drops an image
+    split: SplitConfig = field(default_factory=SplitConfig)
+    use_partition: bool = True  # the data set's own partition file (CelebA) when it has one
+    max_pixels: int = 50_000_000  # larger images are refused as decompression bombs
+    palette_tolerance: float = 24.0  # label colours within this RGB distance snap to the palette
+
+    def __post_init__(self) -> None:
+        for section in ("require", "exclude"):
+            for attr, value in getattr(self, section).items():
+                _check(f"curate.{section}.{attr}", value in (1, -1), f"must be 1 or -1, got {value!r}")
+        _check("curate.max_pixels", self.max_pixels >= 1, f"must be >= 1, got {self.max_pixels}")
+        _check("curate.palette_tolerance", self.palette_tolerance >= 0,
+               f"must be >= 0, got {self.palette_tolerance}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """`train`: what the three methods share: optimiser, augmentation, device, logging."""
+
+    lr: float = 2e-4
+    beta1: float = 0.5  # Adam beta1 from the pix2pix/CycleGAN papers
+    beta2: float = 0.999
+    load_size: int = 72  # resize to this, then random-crop image_size (pix2pix: 286 -> 256)
+    flip: bool = True
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: Literal["none", "bf16"] = "bf16"  # used on CUDA only
+    channels_last: bool = True  # used on CUDA only
+    threads: int = 0  # CPU threads for torch; 0 leaves torch's default
+    log_every: int = 10
+    sample_every: int = 250
+    checkpoint_every: int = 250
+    mlflow_experiment: str = "i2i"
+
+    def __post_init__(self) -> None:
+        _check("train.lr", self.lr > 0, f"must be > 0, got {self.lr}")
+        _check("train.beta1", 0 <= self.beta1 < 1, f"must be in [0, 1), got {self.beta1}")
+        _check("train.beta2", 0 <= self.beta2 < 1, f"must be in [0, 1), got {self.beta2}")
+        _check("train.load_size", self.load_size >= 1, f"must be >= 1, got {self.load_size}")
+        _check("train.threads", self.threads >= 0, f"must be >= 0, got {self.threads}")
+        for name in ("log_every", "sample_every", "checkpoint_every"):
+            value = getattr(self, name)
+            _check(f"train.{name}", value >= 1, f"must be >= 1, got {value}")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Steps at the initial learning rate, then steps of linear decay to zero (CycleGAN schedule)."""
+
+    iters: int
+    iters_decay: int
+    batch_size: int
+
+    def __post_init__(self) -> None:
+        _check("iters", self.iters >= 0, f"must be >= 0, got {self.iters}")
+        _check("iters_decay", self.iters_decay >= 0, f"must be >= 0, got {self.iters_decay}")
+        _check("iters", self.iters + self.iters_decay >= 1, "iters + iters_decay must be >= 1")
+        _check("batch_size", self.batch_size >= 1, f"must be >= 1, got {self.batch_size}")
+
+    @property
+    def total_steps(self) -> int:
+        return self.iters + self.iters_decay
+
+
+NormName = Literal["batch", "instance", "none"]
+InitName = Literal["normal", "xavier", "kaiming", "orthogonal"]
+GanMode = Literal["vanilla", "lsgan"]
+
+
+@dataclass(frozen=True)
+class Pix2PixConfig:
+    """`pix2pix`: Isola et al. 2017. Loss weight lambda_L1 lives at the top level."""
+
+    iters: int = 1500
+    iters_decay: int = 1500
+    batch_size: int = 4
+    generator: str = "unet_64"
+    discriminator: Literal["patch", "pixel"] = "patch"
+    n_layers_D: int = 3  # 3 -> 70x70 PatchGAN; 0 pixel, 1 16x16, 5 286x286
+    ngf: int = 32
+    ndf: int = 32
+    norm: NormName = "batch"
+    init_type: InitName = "normal"
+    init_gain: float = 0.02
+    use_dropout: bool = True  # dropout is pix2pix's only noise
+    dropout_at_test: bool = True  # the paper keeps dropout on at test time
+    gan_mode: GanMode = "vanilla"
+    conditional_d: bool = True  # False: unconditional D (the paper's GAN-only ablation)
+    use_gan: bool = True  # False: L1 alone (the loss ablation)
+    direction: Literal["a_to_b", "b_to_a"] = "a_to_b"
+
+    def __post_init__(self) -> None:
+        ScheduleConfig(self.iters, self.iters_decay, self.batch_size)
+        _check("pix2pix.n_layers_D", 0 <= self.n_layers_D <= 6, f"must be in [0, 6], got {self.n_layers_D}")
+        _check("pix2pix.ngf", self.ngf >= 1, f"must be >= 1, got {self.ngf}")
+        _check("pix2pix.ndf", self.ndf >= 1, f"must be >= 1, got {self.ndf}")
+
+
+@dataclass(frozen=True)
+class CycleGANConfig:
+    """`cyclegan`: Zhu et al. 2017. Loss weights lambda_cyc and lambda_idt live at the top level."""
+
+    iters: int = 1500
+    iters_decay: int = 1500
+    batch_size: int = 1
+    generator: str = "resnet_6blocks"
+    n_layers_D: int = 3
+    ngf: int = 32
+    ndf: int = 32
+    norm: NormName = "instance"
+    init_type: InitName = "normal"
+    init_gain: float = 0.02
+    use_dropout: bool = False
+    gan_mode: GanMode = "lsgan"
+    pool_size: int = 50  # history of generated images shown to D (Shrivastava et al.)
+    use_gan: bool = True  # Table 4 ablations: "cycle alone" turns the GAN terms off
+    cycle_forward: bool = True  # A -> B -> A ("GAN + forward cycle")
+    cycle_backward: bool = True  # B -> A -> B ("GAN + backward cycle")
+
+    def __post_init__(self) -> None:
+        ScheduleConfig(self.iters, self.iters_decay, self.batch_size)
+        _check("cyclegan.pool_size", self.pool_size >= 0, f"must be >= 0, got {self.pool_size}")
+        _check("cyclegan.n_layers_D", 0 <= self.n_layers_D <= 6, f"must be in [0, 6], got {self.n_layers_D}")
+
+
+@dataclass(frozen=True)
+class BicycleGANConfig:
+    """`bicyclegan`: Zhu et al. 2017b. Loss weights lambda_img, lambda_kl, lambda_z and nz are top level."""
+
+    iters: int = 1500
+    iters_decay: int = 1500
+    batch_size: int = 4  # halves go through cVAE-GAN and cLR-GAN
+    generator: str = "unet_64"
+    encoder: str = "resnet_64"
+    where_add: Literal["input", "all"] = "all"
+    n_layers_D: int = 3
+    num_D: int = 2  # two-scale discriminators, as the reference
+    ngf: int = 32
+    ndf: int = 32
+    nef: int = 32
+    norm: NormName = "instance"
+    init_type: InitName = "xavier"
+    init_gain: float = 0.02
+    use_dropout: bool = False
+    gan_mode: GanMode = "lsgan"
+    n_samples: int = 5  # outputs per input at translation time
+
+    def __post_init__(self) -> None:
+        ScheduleConfig(self.iters, self.iters_decay, self.batch_size)
+        _check("bicyclegan.batch_size", self.batch_size >= 2 and self.batch_size % 2 == 0,
+               f"must be even and >= 2 (half cVAE-GAN, half cLR-GAN), got {self.batch_size}")
+        _check("bicyclegan.n_samples", self.n_samples >= 1, f"must be >= 1, got {self.n_samples}")
+        _check("bicyclegan.num_D", self.num_D >= 1, f"must be >= 1, got {self.num_D}")
+
+
+@dataclass(frozen=True)
+class Params:
+    """The whole of params.yaml."""
+
+    seed: int = 0
+    image_size: int = 64
+    # the papers' hyper-parameters keep the papers' names, at the top level
+    lambda_L1: float = 100.0  # pix2pix
+    lambda_cyc: float = 10.0  # CycleGAN cycle consistency
+    lambda_idt: float = 0.5  # CycleGAN identity, as a fraction of lambda_cyc
+    lambda_img: float = 10.0  # BicycleGAN cVAE-GAN L1 (the paper's lambda)
+    lambda_kl: float = 0.01  # BicycleGAN
+    lambda_z: float = 0.5  # BicycleGAN latent regression
+    nz: int = 8  # BicycleGAN latent size
+    data: DataConfig = field(default_factory=DataConfig)
+    curate: CurateConfig = field(default_factory=CurateConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    pix2pix: Pix2PixConfig = field(default_factory=Pix2PixConfig)
+    cyclegan: CycleGANConfig = field(default_factory=CycleGANConfig)
+    bicyclegan: BicycleGANConfig = field(default_factory=BicycleGANConfig)
+
+    def __post_init__(self) -> None:
+        _check("image_size", self.image_size >= 16 and self.image_size % 16 == 0,
+               f"must be a multiple of 16 and >= 16, got {self.image_size}")
+        for name in ("lambda_L1", "lambda_cyc", "lambda_idt", "lambda_img", "lambda_kl", "lambda_z"):
+            value = getattr(self, name)
+            _check(name, value >= 0, f"must be >= 0, got {value}")
+        _check("nz", self.nz >= 1, f"must be >= 1, got {self.nz}")
+        _check("train.load_size", self.train.load_size >= self.image_size,
+               f"must be >= image_size ({self.image_size}), got {self.train.load_size}")
+
+    def schedule(self, method: str) -> ScheduleConfig:
+        section = getattr(self, method)
+        return ScheduleConfig(section.iters, section.iters_decay, section.batch_size)
+
+    def as_flat_dict(self) -> dict[str, Any]:
+        """Dotted keys -> values, as MLflow params."""
+        return flatten(dataclasses.asdict(self))
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value and all(isinstance(k, str) for k in value) \
+                and not _is_mapping_field(name):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _is_mapping_field(name: str) -> bool:
+    return name in ("curate.require", "curate.exclude")
+
+
+# --------------------------------------------------------------------------- loader
+
+
+def _coerce(key: str, tp: Any, value: Any) -> Any:
+    """Check `value` against the annotation `tp`, building nested dataclasses."""
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        _check(key, isinstance(value, dict), f"must be a mapping, got {value!r}")
+        return build(tp, value, prefix=key + ".")
+    if origin is Literal:
+        _check(key, value in get_args(tp), f"must be one of {list(get_args(tp))}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None:
+            _check(key, type(None) in args, "must not be null")
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(key, arg, value)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0])
+    if origin is dict:
+        key_tp, value_tp = get_args(tp)
+        _check(key, isinstance(value, dict), f"must be a mapping, got {value!r}")
+        return {_coerce(f"{key}.{k}", key_tp, k): _coerce(f"{key}.{k}", value_tp, v) for k, v in value.items()}
+    if tp is bool:
+        _check(key, isinstance(value, bool), f"must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        _check(key, isinstance(value, int) and not isinstance(value, bool), f"must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        _check(key, isinstance(value, (int, float)) and not isinstance(value, bool), f"must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        _check(key, isinstance(value, str), f"must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported annotation {tp!r} for {key}")
+
+
+def build(cls: type[T], raw: dict[str, Any], prefix: str = "") -> T:
+    """Build dataclass `cls` from a mapping; unknown keys and bad values raise ConfigError."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - fields)
+    if unknown:
+        raise ConfigError(f"{prefix}{unknown[0]}: unknown key; expected one of {sorted(fields)}")
+    kwargs = {name: _coerce(prefix + name, hints[name], value) for name, value in raw.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a required field is missing
+        raise ConfigError(f"{prefix.rstrip('.') or 'params'}: {exc}") from None
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    """Read and validate params.yaml; raises ConfigError naming the file and the key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: must hold a mapping of keys, got {type(raw).__name__}")
+    try:
+        return build(Params, raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def params_from_dict(raw: dict[str, Any]) -> Params:
+    """Validate an in-memory mapping (a checkpoint's resolved config, a test's override)."""
+    return build(Params, raw)

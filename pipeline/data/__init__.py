@@ -1,0 +1,1 @@
+"""Data: the embedded street-scene generator, real-data adapters, curation and loaders."""

@@ -1,0 +1,120 @@
+"""Training batches from the curated store, kept on the training device as uint8.
+
+Batches are a pure function of (seed, step): which images, the random crops and the flips.
+A resumed run therefore needs only its step to continue exactly where it stopped, and the GPU
+never waits on a Python data loader (the whole store at 256 px fits in device memory).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pipeline.data.palette import ids_to_colour
+from pipeline.data.store import load_split
+from pipeline.models.base import Batch
+
+
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [-1, 1]."""
+    return images.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) float in [-1, 1] -> (N, H, W, 3) uint8 on the CPU."""
+    return images.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
+
+
+def domain_arrays(curated: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Domain A (label maps painted in Cityscapes colours) and domain B (photos) of one split."""
+    arrays = load_split(curated, split)
+    if arrays.labels is None:
+        raise ValueError(f"{curated}: split {split!r} has no label maps; labels -> photo needs them")
+    return ids_to_colour(np.asarray(arrays.labels)), np.asarray(arrays.photos)
+
+
+def _resize(images: torch.Tensor, size: int, mode: str) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, size, size) uint8, in chunks to bound memory."""
+    out = []
+    for chunk in images.split(256):
+        x = chunk.permute(0, 3, 1, 2).float()
+        if x.shape[-1] != size:
+            x = F.interpolate(x, size=(size, size), mode=mode, **({"antialias": True} if mode == "bicubic" else {}))
+        out.append(x.round_().clamp_(0, 255).to(torch.uint8))
+    return torch.cat(out)
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    image_size: int
+    load_size: int
+    batch_size: int
+    flip: bool
+    seed: int
+    paired: bool  # False: A and B come from disjoint halves of the split (CycleGAN never sees pairs)
+
+
+class BatchSampler:
+    """Deterministic batches (A, B) for training step `step`."""
+
+    def __init__(self, a: np.ndarray, b: np.ndarray, spec: SamplerSpec, device: torch.device):
+        if len(a) != len(b):
+            raise ValueError(f"domain A has {len(a)} images but domain B has {len(b)}")
+        n = len(a)
+        if spec.paired:
+            self.index_a = self.index_b = torch.arange(n)
+        else:
+            half = n // 2
+            if half < 1:
+                raise ValueError(f"unpaired training needs at least 2 images, got {n}")
+            # disjoint halves: no photo's own label map is ever in the other domain
+            self.index_a, self.index_b = torch.arange(0, half), torch.arange(half, 2 * half)
+        self.spec = spec
+        self.device = device
+        # labels are resized with nearest so that every pixel stays a palette colour
+        self.a = _resize(torch.from_numpy(np.ascontiguousarray(a)), spec.load_size, "nearest").to(device)
+        self.b = _resize(torch.from_numpy(np.ascontiguousarray(b)), spec.load_size, "bicubic").to(device)
+
+    def _indices(self, pool: torch.Tensor, step: int, stream: int) -> torch.Tensor:
+        """Items step*B .. step*B+B-1 of an endless sequence of per-epoch permutations."""
+        n, bs = len(pool), self.spec.batch_size
+        out = []
+        for pos in range(step * bs, step * bs + bs):
+            epoch, offset = divmod(pos, n)
+            g = torch.Generator().manual_seed(hash((self.spec.seed, stream, epoch)) & 0x7FFF_FFFF_FFFF)
+            out.append(int(pool[torch.randperm(n, generator=g)[offset]]))
+        return torch.tensor(out)
+
+    def batch(self, step: int) -> Batch:
+        spec = self.spec
+        idx_a = self._indices(self.index_a, step, 0)
+        idx_b = idx_a if spec.paired else self._indices(self.index_b, step, 1)
+        g = torch.Generator().manual_seed(hash((spec.seed, 2, step)) & 0x7FFF_FFFF_FFFF)
+        span = spec.load_size - spec.image_size + 1
+        offsets = torch.randint(0, span, (2, spec.batch_size, 2), generator=g).tolist()
+        flips = (torch.rand(2, spec.batch_size, generator=g) < 0.5).tolist()
+
+        def crops(images: torch.Tensor, index: torch.Tensor, which: int) -> torch.Tensor:
+            # a pair shares its crop and flip (which=0 for both when paired)
+            parts = []
+            for i, k in enumerate(index.tolist()):
+                y, x = offsets[which][i]
+                part = images[k, :, y:y + spec.image_size, x:x + spec.image_size]
+                if spec.flip and flips[which][i]:
+                    part = part.flip(-1)
+                parts.append(part)
+            return torch.stack(parts).float().div_(127.5).sub_(1.0)
+
+        return Batch(a=crops(self.a, idx_a, 0), b=crops(self.b, idx_b, 0 if spec.paired else 1))
+
+
+def fixed_batch(curated: Path, split: str, n: int, device: torch.device) -> Batch:
+    """The first `n` images of a split, uncropped: the inputs of sample grids."""
+    a, b = domain_arrays(curated, split)
+    n = min(n, len(a))
+    if n == 0:
+        raise ValueError(f"{curated}: split {split!r} is empty")
+    return Batch(a=to_unit(torch.from_numpy(a[:n].copy())).to(device), b=to_unit(torch.from_numpy(b[:n].copy())).to(device))

@@ -1,0 +1,141 @@
+"""Run records: the Tracker protocol, MLflow behind it, and a NullTracker for tests.
+
+Only this module imports mlflow. The store resolves to an absolute location at the repository
+root so that `dvc exp run --queue` (which runs in temporary copies) records into the same store.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+
+class Tracker(Protocol):
+    run_id: str | None
+
+    def log_params(self, params: dict[str, Any]) -> None: ...
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None: ...
+    def set_tags(self, tags: dict[str, str]) -> None: ...
+    def finish(self, status: str = "FINISHED") -> None: ...
+
+
+class NullTracker:
+    """Records nothing; for tests and for runs that opt out."""
+
+    run_id: str | None = None
+
+    def log_params(self, params: dict[str, Any]) -> None: ...
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None: ...
+    def set_tags(self, tags: dict[str, str]) -> None: ...
+    def finish(self, status: str = "FINISHED") -> None: ...
+
+
+def repo_root(start: Path | None = None) -> Path:
+    """The DVC repository root: $DVC_ROOT (set by dvc, the parent repo for queued experiments),
+    else the nearest folder upwards holding dvc.yaml, else the current folder."""
+    if os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"]).resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "dvc.yaml").exists() or (folder / ".dvc").is_dir():
+            return folder
+    return here
+
+
+def tracking_uri(root: Path | None = None) -> str:
+    """$MLFLOW_TRACKING_URI if set (a server or another store), else sqlite at the repo root."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{(root or repo_root()) / 'mlflow.db'}"
+
+
+def git_commit(root: Path) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def _stringify(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 6000 else text[:5997] + "..."  # MLflow's param value limit
+
+
+class MlflowTracker:
+    """One MLflow run. Every call is guarded: if the store cannot be written, the run goes on
+    without records and says so once (training must never die for want of a log)."""
+
+    def __init__(self, experiment: str, run_name: str, tags: dict[str, str] | None = None,
+                 run_id: str | None = None, uri: str | None = None):
+        self.run_id: str | None = None
+        self._client = None
+        self._failed = False
+        root = repo_root()
+        self.uri = uri or tracking_uri(root)
+        try:
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.uri)
+            found = self._client.get_experiment_by_name(experiment)
+            if found is None:
+                artifacts = None
+                if self.uri.startswith("sqlite:///"):  # keep artifacts beside the db, not under cwd
+                    artifacts = (Path(self.uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
+                experiment_id = self._client.create_experiment(experiment, artifact_location=artifacts)
+            else:
+                experiment_id = found.experiment_id
+            all_tags = {"git_commit": git_commit(root),
+                        "dvc_experiment": os.environ.get("DVC_EXP_NAME", "workspace"),
+                        **(tags or {})}
+            if run_id is not None:  # a resumed training continues its own run
+                self._client.update_run(run_id, status="RUNNING")
+                self.run_id = run_id
+            else:
+                self.run_id = self._client.create_run(experiment_id, run_name=run_name, tags=all_tags).info.run_id
+        except Exception as exc:  # noqa: BLE001 - any store failure must not stop training
+            self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        if not self._failed:
+            log.warning("MLflow store %s cannot be written (%s: %s); training goes on without run records",
+                        self.uri, type(exc).__name__, exc)
+        self._failed = True
+
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> None:
+        if self._failed or self._client is None or self.run_id is None:
+            return
+        try:
+            getattr(self._client, name)(self.run_id, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, _stringify(v)) for k, v in sorted(params.items())]
+        for start in range(0, len(items), 100):  # log_batch takes at most 100 params a call
+            self._call("log_batch", params=items[start:start + 100])
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self._call("log_batch", metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        self._call("log_artifact", str(path), artifact_path)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self._call("set_tag", key, _stringify(value))
+
+    def finish(self, status: str = "FINISHED") -> None:
+        self._call("set_terminated", status=status)

@@ -1,0 +1,169 @@
+"""The training loop shared by the three methods: schedule, logging, samples, checkpoints, resume."""
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.optim.lr_scheduler import LambdaLR
+from torchvision.utils import save_image
+
+from pipeline.checkpoint import STATE_FILE, read_training_state, restore_training_state, save_training_state
+from pipeline.config import ScheduleConfig
+from pipeline.data.datasets import BatchSampler
+from pipeline.models.base import Batch, Translator
+from pipeline.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+
+def linear_decay(schedule: ScheduleConfig):
+    """LR factor: 1 for `iters` steps, then linear to 0 over `iters_decay` (CycleGAN's schedule,
+    per step instead of per epoch: 1 - max(0, t - iters) / (iters_decay + 1))."""
+
+    def factor(step: int) -> float:
+        return 1.0 - max(0, step - schedule.iters) / float(schedule.iters_decay + 1)
+
+    return factor
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    log_every: int
+    sample_every: int
+    checkpoint_every: int
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class FitResult:
+    steps: int
+    resumed_from: int
+    seconds: float
+    images_per_second: float
+    last_losses: dict[str, float]
+
+
+def sample_grid(model: Translator, batch: Batch, path: Path) -> Path:
+    """Rows of input | output | target for a fixed batch (values mapped from [-1, 1])."""
+    with torch.no_grad():
+        fake = model.translate(batch.a)
+    rows = torch.stack([batch.a, fake.float(), batch.b], dim=1).flatten(0, 1)  # (3N, 3, H, W)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(rows.add(1).div(2).clamp(0, 1).cpu(), path, nrow=3, padding=2)
+    return path
+
+
+class LossLog:
+    """Per-step losses as CSV (for `dvc plots`); on resume, rows past the resumed step are dropped."""
+
+    def __init__(self, path: Path, resume_step: int):
+        self.path = path
+        self.fields: list[str] | None = None
+        rows: list[dict[str, str]] = []
+        if resume_step > 0 and path.exists():
+            with path.open() as f:
+                reader = csv.DictReader(f)
+                self.fields = reader.fieldnames and list(reader.fieldnames)
+                rows = [r for r in reader if int(r["step"]) <= resume_step]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("w", newline="")
+        if self.fields:
+            self._writer = csv.DictWriter(self._file, fieldnames=self.fields)
+            self._writer.writeheader()
+            self._writer.writerows(rows)
+
+    def write(self, row: dict[str, float]) -> None:
+        if self.fields is None:
+            self.fields = list(row)
+            self._writer = csv.DictWriter(self._file, fieldnames=self.fields)
+            self._writer.writeheader()
+        self._writer.writerow({k: row.get(k, "") for k in self.fields})
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def fit(model: Translator, sampler: BatchSampler, schedule: ScheduleConfig, loop: LoopSettings,
+        tracker: Tracker, *, config: dict[str, Any], state_dir: Path, losses_csv: Path,
+        samples_dir: Path, sample_batch: Batch) -> FitResult:
+    """Train `model` for schedule.total_steps, resuming from `state_dir/last.pt` when its config matches."""
+    optimizers = model.optimizers()
+    schedulers = {name: LambdaLR(opt, linear_decay(schedule)) for name, opt in optimizers.items()}
+    networks = model.networks()
+    state_path = state_dir / STATE_FILE
+    start = 0
+    if state_path.exists():
+        state = read_training_state(state_path)
+        if state.config == config:
+            model.load_extra_state(restore_training_state(state, networks=networks, optimizers=optimizers,
+                                                          schedulers=schedulers))
+            start = state.step
+            log.info("resuming from %s at step %d", state_path, start)
+        else:
+            log.info("%s was written with other params; starting afresh", state_path)
+    total = schedule.total_steps
+    for net in networks.values():
+        net.train()
+    losses_log = LossLog(losses_csv, start)
+    bar = None
+    if loop.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=start, desc="train", unit="step", mininterval=2.0, dynamic_ncols=True)
+    t0 = time.perf_counter()
+    window_start, window_steps = t0, 0
+    last: dict[str, float] = {}
+    step = start
+    try:
+        while step < total:
+            losses = model.train_step(sampler.batch(step))
+            for sched in schedulers.values():
+                sched.step()
+            step += 1
+            window_steps += 1
+            if step % loop.log_every == 0 or step == total:
+                now = time.perf_counter()
+                ips = window_steps * sampler.spec.batch_size / max(now - window_start, 1e-9)
+                window_start, window_steps = now, 0
+                last = {k: float(v) for k, v in losses.items()}  # one device sync per log line
+                lr = next(iter(optimizers.values())).param_groups[0]["lr"]
+                losses_log.write({"step": step, **last, "lr": lr, "images_per_s": ips})
+                tracker.log_metrics({**last, "lr": lr, "images_per_s": ips}, step=step)
+                if bar is not None:
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in last.items()} | {"img/s": f"{ips:.1f}"}, refresh=False)
+            if step % loop.sample_every == 0 or step == total:
+                grid = sample_grid(model, sample_batch, samples_dir / f"step_{step:06d}.png")
+                tracker.log_artifact(grid, "samples")
+                for net in networks.values():
+                    net.train()
+            if step % loop.checkpoint_every == 0 or step == total:
+                save_training_state(state_path, step=step, config=config, networks=networks, optimizers=optimizers,
+                                    schedulers=schedulers, extra=model.extra_state(), run_id=tracker.run_id)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        losses_log.close()
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - t0
+    done = step - start
+    return FitResult(steps=step, resumed_from=start, seconds=seconds,
+                     images_per_second=done * sampler.spec.batch_size / max(seconds, 1e-9), last_losses=last)
+
+
+def resumable_run_id(state_dir: Path, config: dict[str, Any]) -> str | None:
+    """The MLflow run of an interrupted training with the same config, so a resume continues it."""
+    path = state_dir / STATE_FILE
+    if not path.exists():
+        return None
+    try:
+        state = read_training_state(path)
+    except ValueError:
+        return None
+    return state.run_id if state.config == config else None

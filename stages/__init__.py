@@ -1,0 +1,1 @@
+"""DVC stage entry points: thin typer commands that parse params and call `pipeline`."""

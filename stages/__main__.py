@@ -1,0 +1,28 @@
+"""`python -m stages <command>`: one typer app holding every DVC stage and user command."""
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from stages.bench import bench
+from stages.curate import curate
+from stages.prepare import prepare
+from stages.train import train
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="i2i pipeline stages (run by dvc.yaml) and user commands.")
+app.command("prepare")(prepare)
+app.command("curate")(curate)
+app.command("train")(train)
+app.command("bench")(bench)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    app()
+
+
+if __name__ == "__main__":
+    main()
