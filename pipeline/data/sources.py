@@ -20,8 +20,9 @@ class RawLayout:
     partition: str | None = None  # CelebA-form partition file (0 train, 1 val, 2 test)
 
     def resolve(self, base: Path) -> dict[str, Path | None]:
-        """Absolute paths; relative entries are relative to the layout file's folder."""
-        return {k: (None if v is None else (base / v).resolve()) for k, v in asdict(self).items()}
+        """Paths; relative entries are relative to the layout file's folder (kept relative, so
+        that manifests do not depend on where the repository lies)."""
+        return {k: (None if v is None else base / v) for k, v in asdict(self).items()}
 
 
 def streets_layout() -> RawLayout:

@@ -1,0 +1,199 @@
+"""Robust image loading for curation: every file is either converted to (H, W, 3) uint8 RGB, with
+the conversions named, or refused with BadImage whose message is the reason.
+"""
+from __future__ import annotations
+
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from pipeline.data import palette
+
+_EXIF_ORIENTATION = 0x0112
+# other colour spaces, which PIL converts to RGB
+_COLOUR_TO_RGB = {"CMYK": "cmyk->rgb", "YCbCr": "ycbcr->rgb", "LAB": "lab->rgb", "HSV": "hsv->rgb",
+                  "RGBX": "rgbx->rgb"}
+_LABEL_MODES = ("RGB", "RGBA", "RGBX", "P", "PA")
+
+
+class BadImage(ValueError):
+    """A file that cannot be used as an image; the message is the reason."""
+
+
+def load_rgb(path: Path, max_pixels: int) -> tuple[np.ndarray, list[str]]:
+    """Decode `path` fully into an (H, W, 3) uint8 RGB array.
+
+    Returns the array and the conversions applied, e.g. ["grayscale->rgb"], ["exif-rotated"],
+    ["rgba composited on white"], ["16-bit->8-bit"], ["cmyk->rgb"], ["palette->rgb"].
+    Raises BadImage for empty, truncated, unreadable or oversized (> max_pixels) files.
+    """
+    img, conversions = _open_decoded(Path(path), max_pixels)
+    try:
+        rgb = _to_rgb(img, conversions)
+    finally:
+        img.close()
+    return rgb, conversions
+
+
+def load_label(path: Path, max_pixels: int, tolerance: float) -> np.ndarray:
+    """Decode a Cityscapes colour label map into (H, W) uint8 train ids (255 = ignore).
+
+    Alpha is dropped, never composited. Colours within `tolerance` (RGB distance) of a palette
+    colour snap to it; any pixel farther from every colour raises BadImage, and so does a
+    single-channel map (an id map read as grey would snap to black, i.e. to "ignore").
+    """
+    path = Path(path)
+    img, _ = _open_decoded(path, max_pixels)
+    try:
+        if img.mode in ("1", "L", "LA", "I", "F") or img.mode.startswith("I;16"):
+            # small train ids (0..18) read as grey would all snap to black, i.e. silently to "ignore"
+            raise BadImage(f"single-channel label map (mode {img.mode!r}): is it an id map rather than "
+                           "a colour map? expected Cityscapes colours")
+        if img.mode not in _LABEL_MODES:
+            raise BadImage(f"unsupported label map mode {img.mode!r}: expected an 8-bit colour map "
+                           f"(one of {list(_LABEL_MODES)})")
+        rgb = np.asarray(img.convert("RGB"))
+    finally:
+        img.close()
+    ids, off = palette.colour_to_ids(rgb, max_distance=tolerance)
+    n_off = int(off.sum())
+    if n_off:
+        row, col = (int(i) for i in np.argwhere(off)[0])
+        example = tuple(int(v) for v in rgb[row, col])
+        raise BadImage(f"off-palette label colours: {n_off} of {off.size} pixels "
+                       f"({100.0 * n_off / off.size:.2f}%) are farther than {tolerance:g} from every "
+                       f"Cityscapes colour, e.g. RGB {example} at (row {row}, col {col})")
+    return ids
+
+
+def resize_square(image: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
+    """Centre-crop the largest square and resize it to (size, size).
+
+    Photos use LANCZOS (antialiased when shrinking); label maps must pass nearest=True so that
+    ids are never interpolated. Works for (H, W) and (H, W, C) uint8 arrays.
+    """
+    height, width = image.shape[:2]
+    if height == width == size:
+        return image
+    side = min(height, width)
+    left, top = (width - side) // 2, (height - side) // 2
+    resample = Image.Resampling.NEAREST if nearest else Image.Resampling.LANCZOS
+    # resizing from a box crops and resizes in one pass, with the filter seeing the pixels
+    # just outside the box, as a crop followed by a resize would not
+    resized = Image.fromarray(image).resize((size, size), resample, box=(left, top, left + side, top + side))
+    return np.asarray(resized)
+
+
+# --------------------------------------------------------------------------- internals
+
+
+def _open_decoded(path: Path, max_pixels: int) -> tuple[Image.Image, list[str]]:
+    """Open, size-check, fully decode and EXIF-transpose; returns the image and the conversions."""
+    try:
+        n_bytes = path.stat().st_size
+    except FileNotFoundError:
+        raise BadImage("file not found") from None
+    if n_bytes == 0:
+        raise BadImage("empty file (0 bytes)")
+    conversions: list[str] = []
+    img = None
+    try:
+        with warnings.catch_warnings():
+            # PIL warns (rather than raises) between its limit and twice its limit
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+            width, height = img.size
+            if width * height > max_pixels:  # before decoding: the header alone tells
+                raise BadImage(f"decompression bomb: {width}x{height} = {width * height} pixels "
+                               f"exceeds max_pixels {max_pixels}")
+            is_16_bit = any(";16" in str(tile[3]) for tile in img.tile)  # the raw mode, e.g. "RGB;16B"
+            if getattr(img, "is_animated", False):  # asked before load(): it seeks between frames
+                conversions.append("first frame of animation")
+            img.load()  # force the full decode here so that truncation is caught
+            if _orientation(img) in range(2, 9):  # 1 is upright; other values are invalid
+                transposed = ImageOps.exif_transpose(img)
+                img.close()
+                img = transposed
+                conversions.append("exif-rotated")
+    except BadImage:
+        _close(img)
+        raise
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        _close(img)
+        raise BadImage(f"decompression bomb: {exc}") from None
+    except UnidentifiedImageError:
+        _close(img)
+        raise BadImage(f"not a recognised image format ({n_bytes} bytes; is it an image at all?)") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
+        _close(img)
+        raise BadImage(f"truncated or corrupt: {exc}") from None
+    if is_16_bit or img.mode.startswith("I;16"):
+        conversions.append("16-bit->8-bit")
+    return img, conversions
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation tag (1 = upright); an unreadable EXIF block counts as upright."""
+    try:
+        return int(img.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+    except (OSError, SyntaxError, ValueError, TypeError, struct.error):
+        return 1
+
+
+def _close(img: Image.Image | None) -> None:
+    if img is not None:
+        img.close()
+
+
+def _to_rgb(img: Image.Image, conversions: list[str]) -> np.ndarray:
+    """Convert a decoded image of any supported mode to (H, W, 3) uint8, naming each step."""
+    mode = img.mode
+    if mode == "RGB":
+        out = np.asarray(img)
+    elif mode in ("RGBA", "RGBa", "LA", "La", "PA") or (mode == "P" and "transparency" in img.info):
+        if mode in ("LA", "La"):
+            conversions.append("grayscale->rgb")
+        elif mode in ("P", "PA"):
+            conversions.append("palette->rgb")
+        out = _composite_on_white(np.asarray(img.convert("RGBA")), conversions)
+    elif mode == "P":
+        conversions.append("palette->rgb")
+        out = np.asarray(img.convert("RGB"))
+    elif mode == "L":
+        conversions.append("grayscale->rgb")
+        out = np.asarray(img.convert("RGB"))
+    elif mode == "1":
+        conversions.append("bilevel->rgb")
+        out = np.asarray(img.convert("RGB"))
+    elif mode.startswith("I;16") or mode == "I":
+        # 16-bit grayscale (PNG opens as I;16, some readers as I): 0..65535 -> 0..255, rounded;
+        # PIL's convert("L") would clip instead of scale
+        wide = np.asarray(img, dtype=np.int64) if mode == "I" else np.asarray(img).astype(np.int64)
+        if "16-bit->8-bit" not in conversions:
+            conversions.append("16-bit->8-bit")
+        conversions.append("grayscale->rgb")
+        gray = ((np.clip(wide, 0, 65535) + 128) // 257).astype(np.uint8)
+        out = np.repeat(gray[:, :, None], 3, axis=2)
+    elif mode in _COLOUR_TO_RGB:
+        conversions.append(_COLOUR_TO_RGB[mode])
+        out = np.asarray(img.convert("RGB"))
+    else:
+        raise BadImage(f"unsupported image mode {mode!r}")
+    if out.dtype != np.uint8 or out.ndim != 3 or out.shape[2] != 3:
+        raise BadImage(f"decoded to an unexpected array {out.dtype} {out.shape} from mode {mode!r}")
+    return np.ascontiguousarray(out)
+
+
+def _composite_on_white(rgba: np.ndarray, conversions: list[str]) -> np.ndarray:
+    """(H, W, 4) -> (H, W, 3) over a white background; a fully opaque alpha is just dropped."""
+    alpha = rgba[:, :, 3:4]
+    if (alpha == 255).all():
+        conversions.append("opaque alpha dropped")
+        return rgba[:, :, :3]
+    conversions.append("rgba composited on white")
+    a = alpha.astype(np.uint32)
+    blended = (rgba[:, :, :3].astype(np.uint32) * a + 255 * (255 - a) + 127) // 255
+    return blended.astype(np.uint8)

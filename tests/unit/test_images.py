@@ -1,0 +1,311 @@
+"""Robust image loading: every awkward input is either converted (and named) or refused with a reason."""
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.data import palette
+from pipeline.data.images import BadImage, load_label, load_rgb, resize_square
+
+MAX_PIXELS = 50_000_000
+
+
+def _png_bytes(width: int, height: int, bit_depth: int, colour_type: int, rows: bytes | None = None) -> bytes:
+    """A PNG written by hand, so that headers (sizes, bit depths) can say anything we like.
+
+    rows: the filtered scanlines; None means all zeros, compressed in pieces to stay cheap.
+    """
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    if rows is None:
+        channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour_type]
+        row = bytes(1 + (width * channels * bit_depth + 7) // 8)  # filter byte + zero pixels
+        compressor = zlib.compressobj(9)
+        idat = b"".join(compressor.compress(row * 1000) for _ in range(height // 1000))
+        idat += compressor.compress(row * (height % 1000)) + compressor.flush()
+    else:
+        idat = zlib.compress(rows)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def _random_rgb(height: int, width: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+# --------------------------------------------------------------------------- refused
+
+
+def test_zero_byte_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "empty.jpg"
+    path.write_bytes(b"")
+    with pytest.raises(BadImage, match="empty file"):
+        load_rgb(path, MAX_PIXELS)
+
+
+def test_missing_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(BadImage, match="file not found"):
+        load_rgb(tmp_path / "nope.png", MAX_PIXELS)
+
+
+def test_truncated_jpeg_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "cut.jpg"
+    Image.fromarray(_random_rgb(48, 40)).save(path, quality=90)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BadImage, match="truncated"):
+        load_rgb(path, MAX_PIXELS)
+
+
+def test_truncated_png_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "cut.png"
+    Image.fromarray(_random_rgb(48, 40)).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BadImage, match="truncated"):
+        load_rgb(path, MAX_PIXELS)
+
+
+def test_text_named_jpg_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.jpg"
+    path.write_text("this is not a photo\n")
+    with pytest.raises(BadImage, match="not a recognised image format"):
+        load_rgb(path, MAX_PIXELS)
+
+
+def test_image_over_max_pixels_is_refused_before_decoding(tmp_path: Path) -> None:
+    path = tmp_path / "big.png"
+    Image.fromarray(_random_rgb(48, 40)).save(path)
+    with pytest.raises(BadImage, match=r"decompression bomb: 40x48 = 1920 pixels exceeds max_pixels 1000"):
+        load_rgb(path, max_pixels=1000)
+    # a truncated file says "bomb", not "truncated": the header alone decided, nothing was decoded
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BadImage, match="decompression bomb"):
+        load_rgb(path, max_pixels=1000)
+
+
+@pytest.mark.parametrize("side, max_pixels", [
+    (8_000, MAX_PIXELS),  # 64 M pixels: over our limit, under PIL's -> our check
+    (10_000, MAX_PIXELS),  # 100 M: over PIL's warning limit -> its warning, made an error
+    (20_000, 10**12),  # 400 M: over twice PIL's limit -> its DecompressionBombError
+])
+def test_real_decompression_bomb_is_refused(tmp_path: Path, side: int, max_pixels: int) -> None:
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_bytes(side, side, bit_depth=1, colour_type=0))  # zeros: a few KB on disk
+    assert path.stat().st_size < 100_000
+    with pytest.raises(BadImage, match="decompression bomb"):
+        load_rgb(path, max_pixels)
+
+
+# --------------------------------------------------------------------------- converted
+
+
+def test_rgb_needs_no_conversion(tmp_path: Path) -> None:
+    path = tmp_path / "rgb.png"
+    rgb = _random_rgb(48, 40)
+    Image.fromarray(rgb).save(path)
+    out, conversions = load_rgb(path, MAX_PIXELS)
+    assert conversions == []
+    assert out.dtype == np.uint8 and out.shape == (48, 40, 3)
+    np.testing.assert_array_equal(out, rgb)
+
+
+def test_grayscale_l_becomes_rgb(tmp_path: Path) -> None:
+    path = tmp_path / "gray.png"
+    gray = _random_rgb(48, 40)[:, :, 0]
+    Image.fromarray(gray, mode="L").save(path)
+    out, conversions = load_rgb(path, MAX_PIXELS)
+    assert conversions == ["grayscale->rgb"]
+    assert out.shape == (48, 40, 3)
+    for channel in range(3):
+        np.testing.assert_array_equal(out[:, :, channel], gray)
+
+
+def test_grayscale_la_is_composited_on_white(tmp_path: Path) -> None:
+    path = tmp_path / "gray_alpha.png"
+    la = np.zeros((4, 4, 2), np.uint8)
+    la[:, :, 0] = 100
+    la[:2, :, 1] = 255  # top half opaque, bottom half transparent
+    Image.fromarray(la, mode="LA").save(path)
+    out, conversions = load_rgb(path, MAX_PIXELS)
+    assert conversions == ["grayscale->rgb", "rgba composited on white"]
+    assert (out[:2] == 100).all() and (out[2:] == 255).all()
+
+
+def test_palette_without_transparency(tmp_path: Path) -> None:
+    path = tmp_path / "palette.png"
+    img = Image.new("P", (4, 4))
+    img.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    img.putpixel((0, 0), 1)
+    img.save(path)
+    out, conversions = load_rgb(path, MAX_PIXELS)
+    assert conversions == ["palette->rgb"]
+    assert tuple(out[0, 0]) == (0, 0, 255) and tuple(out[1, 1]) == (255, 0, 0)
+
+
+def test_palette_with_transparency_is_composited_on_white(tmp_path: Path) -> None:
+    path = tmp_path / "palette_t.png"
+    img = Image.new("P", (4, 4))
+    img.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    img.putpixel((0, 0), 1)
+    img.save(path, transparency=0)  # index 0 (black) is transparent
+    out, conversions = load_rgb(path, MAX_PIXELS)
+    assert conversions == ["palette->rgb", "rgba composited on white"]
+    assert tuple(out[0, 0]) == (255, 0, 0)
+    assert tuple(out[2, 2]) == (255, 255, 255)
+
+
+def test_rgba_is_composited_on_white(tmp_path: Path) -> None:
+    path = tmp_path / "rgba.png"
+    rgba = np.zeros((2, 3, 4), np.uint8)  # black everywhere
+    rgba[:, 0, 3] = 255  # opaque
+    rgba[:, 1, 3] = 128  # half
+    rgba[:, 2, 3] = 0  # transparent
+    Image.fromarray(rgba, mode="RGBA").save(path)
+    out, conversions = load_rgb(path, MAX_PIXELS)
+    assert conversions == ["rgba composited on white"]
+    assert out.shape == (2, 3, 3)
+    assert (out[:, 0] == 0).all() and (out[:, 2] == 255).all()
+    assert (np.abs(out[:, 1].astype(int) - 127) <= 1).all()
+
+
+def test_opaque_rgba_just_drops_alpha(tmp_path: Path) -> None:
+    path = tmp_path / "opaque.png"
+    rgb = _random_rgb(5, 6)
+    Image.fromarray(np.dstack([rgb, np.full((5, 6), 255, np.uint8)]), mode="RGBA").save(path)
+    out, conversions = load_rgb(path, MAX_PIXELS)
+    assert conversions == ["opaque alpha dropped"]
+    np.testing.assert_array_equal(out, rgb)
+
+
+def test_16_bit_grayscale_is_scaled_to_8_bit(tmp_path: Path) -> None:
+    path = tmp_path / "gray16.png"
+    wide = np.array([[0, 257 * 100, 65535]], dtype=np.uint16)
+    Image.fromarray(wide).save(path)  # PIL writes mode I;16 as a 16-bit PNG
+    out, conversions = load_rgb(path, MAX_PIXELS)
+    assert "16-bit->8-bit" in conversions and "grayscale->rgb" in conversions
+    np.testing.assert_array_equal(out[0, :, 0], [0, 100, 255])
+
+
+def test_16_bit_rgb_is_reduced_to_8_bit(tmp_path: Path) -> None:
+    path = tmp_path / "rgb16.png"
+    wide = np.random.default_rng(0).integers(0, 65536, (3, 4, 3)).astype(">u2")
+    rows = b"".join(b"\x00" + wide[y].tobytes() for y in range(3))
+    path.write_bytes(_png_bytes(4, 3, bit_depth=16, colour_type=2, rows=rows))
+    out, conversions = load_rgb(path, MAX_PIXELS)
+    assert conversions == ["16-bit->8-bit"]
+    np.testing.assert_array_equal(out, (wide.astype(np.uint16) >> 8).astype(np.uint8))
+
+
+def test_cmyk_jpeg_becomes_rgb(tmp_path: Path) -> None:
+    path = tmp_path / "cmyk.jpg"
+    Image.new("CMYK", (16, 16), (0, 255, 255, 0)).save(path, quality=95)  # red in CMYK
+    assert Image.open(path).mode == "CMYK"
+    out, conversions = load_rgb(path, MAX_PIXELS)
+    assert conversions == ["cmyk->rgb"]
+    red = out.reshape(-1, 3).mean(0)
+    assert red[0] > 230 and red[1] < 25 and red[2] < 25
+
+
+def test_exif_rotated_jpeg_is_transposed(tmp_path: Path) -> None:
+    path = tmp_path / "rotated.jpg"
+    stored = np.zeros((24, 40, 3), np.uint8)  # stored 40 wide x 24 high
+    stored[:, :20] = (255, 0, 0)  # left half red, right half blue
+    stored[:, 20:] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation 6: rotate 90 degrees clockwise to display
+    Image.fromarray(stored).save(path, exif=exif, quality=95)
+    out, conversions = load_rgb(path, MAX_PIXELS)
+    assert conversions == ["exif-rotated"]
+    assert out.shape == (40, 24, 3)  # displayed 24 wide x 40 high
+    decoded = np.asarray(Image.open(path).convert("RGB"))  # the stored pixels, not rotated
+    np.testing.assert_array_equal(out, np.rot90(decoded, k=-1))
+    assert out[:15, :, 0].mean() > 200 and out[25:, :, 2].mean() > 200  # the left half is now on top
+
+
+# --------------------------------------------------------------------------- resizing
+
+
+def test_smaller_than_image_size_is_upscaled_to_square() -> None:
+    small = _random_rgb(30, 20)
+    out = resize_square(small, 64)
+    assert out.shape == (64, 64, 3) and out.dtype == np.uint8
+
+
+def test_resize_crops_the_centre_and_keeps_label_ids() -> None:
+    ids = np.zeros((48, 40), np.uint8)
+    ids[:, 20:] = 13  # left half road, right half car
+    ids[:4] = 10  # a strip of sky outside the central 40x40 crop
+    out = resize_square(ids, 32, nearest=True)
+    assert out.shape == (32, 32)
+    assert set(np.unique(out)) == {0, 13}  # nearest: no interpolated ids; the sky strip was cropped away
+    assert (out[:, :16] == 0).all() and (out[:, 16:] == 13).all()
+
+
+def test_resize_is_identity_at_size() -> None:
+    rgb = _random_rgb(32, 32)
+    assert resize_square(rgb, 32) is rgb
+
+
+# --------------------------------------------------------------------------- label maps
+
+
+def _colour_map(ids: np.ndarray) -> np.ndarray:
+    return palette.ids_to_colour(ids)
+
+
+def test_label_map_maps_colours_to_train_ids(tmp_path: Path) -> None:
+    ids = np.array([[0, 13], [10, 255]], np.uint8).repeat(4, 0).repeat(4, 1)
+    path = tmp_path / "label.png"
+    Image.fromarray(_colour_map(ids)).save(path)
+    np.testing.assert_array_equal(load_label(path, MAX_PIXELS, tolerance=0.0), ids)
+
+
+def test_label_map_within_tolerance_snaps(tmp_path: Path) -> None:
+    ids = np.array([[0, 13], [8, 11]], np.uint8).repeat(4, 0).repeat(4, 1)
+    noisy = _colour_map(ids).astype(int) + np.array([3, -2, 4])  # as a lossy save would leave them
+    path = tmp_path / "noisy.png"
+    Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(path)
+    np.testing.assert_array_equal(load_label(path, MAX_PIXELS, tolerance=24.0), ids)
+    with pytest.raises(BadImage, match="off-palette"):
+        load_label(path, MAX_PIXELS, tolerance=1.0)
+
+
+def test_label_map_off_palette_is_refused_with_count_and_example(tmp_path: Path) -> None:
+    rgb = _colour_map(np.zeros((8, 8), np.uint8))
+    rgb[:4, :4] = (10, 200, 10)  # 16 of 64 pixels: no Cityscapes colour is near
+    path = tmp_path / "off.png"
+    Image.fromarray(rgb).save(path)
+    with pytest.raises(BadImage) as info:
+        load_label(path, MAX_PIXELS, tolerance=24.0)
+    message = str(info.value)
+    assert "16 of 64 pixels (25.00%)" in message and "(10, 200, 10)" in message
+
+
+def test_label_map_alpha_is_dropped_not_composited(tmp_path: Path) -> None:
+    ids = np.full((4, 4), 13, np.uint8)
+    rgba = np.dstack([_colour_map(ids), np.zeros((4, 4), np.uint8)])  # fully transparent
+    path = tmp_path / "rgba_label.png"
+    Image.fromarray(rgba, mode="RGBA").save(path)
+    np.testing.assert_array_equal(load_label(path, MAX_PIXELS, tolerance=0.0), ids)
+
+
+def test_single_channel_id_map_is_refused_with_a_hint(tmp_path: Path) -> None:
+    path = tmp_path / "ids.png"
+    Image.fromarray(np.full((4, 4), 13, np.uint8), mode="L").save(path)
+    with pytest.raises(BadImage, match="id map rather than a colour map"):
+        load_label(path, MAX_PIXELS, tolerance=24.0)
+
+
+def test_bad_label_files_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "empty.png"
+    path.write_bytes(b"")
+    with pytest.raises(BadImage, match="empty file"):
+        load_label(path, MAX_PIXELS, tolerance=24.0)
