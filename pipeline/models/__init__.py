@@ -1,0 +1,107 @@
+"""The three translation methods behind one interface: the MODELS table and build_model().
+
+A model is built from its typed config: networks by name from `pipeline.nets`, initialised from one
+seeded torch.Generator, then placed on the device.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from pipeline.config import METHODS, MethodName, Params
+from pipeline.models.base import Batch, StepLosses, Translator
+from pipeline.models.bicyclegan import BicycleGAN
+from pipeline.models.cyclegan import CycleGAN
+from pipeline.models.pix2pix import Pix2Pix
+from pipeline.models.pool import ImagePool
+from pipeline.nets import build_discriminator, build_encoder, build_generator, build_z_generator
+
+__all__ = ["MODELS", "METHODS", "MethodName", "build_model", "Batch", "StepLosses", "Translator",
+           "Pix2Pix", "CycleGAN", "BicycleGAN", "ImagePool"]
+
+IMAGE_CHANNELS = 3  # RGB in both domains: label colour maps and photos
+
+
+class _Builder:
+    """What one build needs besides the config: the init generator, the device, the amp dtype."""
+
+    def __init__(self, params: Params, device: torch.device, seed: int):
+        self.params = params
+        self.device = device
+        self.init = torch.Generator().manual_seed(seed)  # CPU: same weights whatever the device
+        on_cuda = device.type == "cuda"
+        self.amp_dtype = torch.bfloat16 if params.train.amp == "bf16" and on_cuda else None
+        self.channels_last = params.train.channels_last and on_cuda
+
+    def place(self, net: nn.Module) -> nn.Module:
+        net = net.to(self.device)
+        return net.to(memory_format=torch.channels_last) if self.channels_last else net
+
+    def child_generator(self) -> torch.Generator:
+        """A generator on the device for training-time sampling, seeded from the init stream."""
+        seed = int(torch.randint(2**62, (), generator=self.init))
+        return torch.Generator(device=self.device).manual_seed(seed)
+
+
+def _build_pix2pix(b: _Builder) -> Pix2Pix:
+    p, cfg = b.params, b.params.pix2pix
+    init = dict(init_type=cfg.init_type, init_gain=cfg.init_gain, generator=b.init)
+    generator = build_generator(cfg.generator, IMAGE_CHANNELS, IMAGE_CHANNELS, ngf=cfg.ngf, norm=cfg.norm,
+                                use_dropout=cfg.use_dropout, **init)
+    discriminator = None
+    if cfg.use_gan:
+        d_in_ch = 2 * IMAGE_CHANNELS if cfg.conditional_d else IMAGE_CHANNELS  # (A, B) pairs or B alone
+        discriminator = b.place(build_discriminator(
+            "pixel" if cfg.discriminator == "pixel" else "patch", d_in_ch, ndf=cfg.ndf,
+            n_layers=cfg.n_layers_D, norm=cfg.norm, **init))
+    return Pix2Pix(cfg, p.lambda_L1, p.train, b.place(generator), discriminator, b.amp_dtype)
+
+
+def _build_cyclegan(b: _Builder) -> CycleGAN:
+    p, cfg = b.params, b.params.cyclegan
+    init = dict(init_type=cfg.init_type, init_gain=cfg.init_gain, generator=b.init)
+    g_a, g_b = (b.place(build_generator(cfg.generator, IMAGE_CHANNELS, IMAGE_CHANNELS, ngf=cfg.ngf,
+                                        norm=cfg.norm, use_dropout=cfg.use_dropout, **init))
+                for _ in range(2))
+    d_a = d_b = None
+    if cfg.use_gan:
+        d_a, d_b = (b.place(build_discriminator("patch", IMAGE_CHANNELS, ndf=cfg.ndf, n_layers=cfg.n_layers_D,
+                                                norm=cfg.norm, **init))
+                    for _ in range(2))
+    return CycleGAN(cfg, p.lambda_cyc, p.lambda_idt, p.train, g_a, g_b, d_a, d_b,
+                    pool_generator=b.child_generator(), amp_dtype=b.amp_dtype)
+
+
+def _build_bicyclegan(b: _Builder) -> BicycleGAN:
+    p, cfg = b.params, b.params.bicyclegan
+    init = dict(init_type=cfg.init_type, init_gain=cfg.init_gain, generator=b.init)
+    generator = build_z_generator(cfg.generator, IMAGE_CHANNELS, IMAGE_CHANNELS, p.nz, ngf=cfg.ngf,
+                                  norm=cfg.norm, use_dropout=cfg.use_dropout, where_add=cfg.where_add, **init)
+    encoder = build_encoder(cfg.encoder, IMAGE_CHANNELS, p.nz, nef=cfg.nef, norm=cfg.norm, vae=True, **init)
+    # D sees B alone (the reference default conditional_D off), at num_D scales
+    d_vae, d_lr = (b.place(build_discriminator("multiscale", IMAGE_CHANNELS, ndf=cfg.ndf, n_layers=cfg.n_layers_D,
+                                               norm=cfg.norm, num_D=cfg.num_D, **init))
+                   for _ in range(2))
+    return BicycleGAN(cfg, p.lambda_img, p.lambda_kl, p.lambda_z, p.nz, p.train, b.place(generator),
+                      b.place(encoder), d_vae, d_lr, z_generator=b.child_generator(), amp_dtype=b.amp_dtype)
+
+
+MODELS: dict[str, Callable[[_Builder], Translator]] = {
+    "pix2pix": _build_pix2pix,
+    "cyclegan": _build_cyclegan,
+    "bicyclegan": _build_bicyclegan,
+}
+
+
+def build_model(method: str, params: Params, device: torch.device, seed: int) -> Translator:
+    """The `method` model from `params`, its networks initialised from `seed` and placed on `device`.
+
+    bf16 autocast and channels_last are used only on CUDA, when params.train asks for them.
+    """
+    try:
+        factory = MODELS[method]
+    except KeyError:
+        raise ValueError(f"unknown method {method!r}; expected one of {sorted(MODELS)}") from None
+    return factory(_Builder(params, torch.device(device), seed))

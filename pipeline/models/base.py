@@ -1,0 +1,92 @@
+"""The interface the training loop drives (Translator), the batch it feeds, and shared helpers.
+
+Keeps the junyanz BaseModel lifecycle (set_input / optimize_parameters) as one `train_step` that
+returns its losses instead of setting `self.loss_*` attributes.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Iterator, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from pipeline.config import TrainConfig
+
+# Loss name -> detached 0-dim float32 tensor, weighted by its lambda as the reference logs them
+# (`loss_G_L1 = L1 * lambda_L1`). Tensors, not floats: `.item()` every step would force a device
+# sync; the training loop converts when it logs. A term whose weight is 0 or whose switch is off
+# is absent, so every key present is a term of the objective that was optimised.
+StepLosses = dict[str, Tensor]
+
+
+@dataclass
+class Batch:
+    """One training batch, (B, 3, H, W) in [-1, 1] each.
+
+    `a` is domain A (label colour maps by default), `b` domain B (photos); paired for pix2pix and
+    BicycleGAN, unpaired for CycleGAN.
+    """
+
+    a: Tensor
+    b: Tensor
+
+    def to(self, device: torch.device, memory_format: torch.memory_format = torch.contiguous_format) -> Batch:
+        return Batch(self.a.to(device, non_blocking=True, memory_format=memory_format),
+                     self.b.to(device, non_blocking=True, memory_format=memory_format))
+
+
+class Translator(Protocol):
+    """What every method offers the training loop, the checkpointer and the translate stage."""
+
+    def train_step(self, batch: Batch) -> StepLosses: ...
+
+    def translate(self, source: Tensor, direction: str = "a_to_b") -> Tensor: ...  # no grad
+
+    def networks(self) -> dict[str, nn.Module]: ...  # everything trained, for checkpoints
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
+
+    def exported_networks(self) -> dict[str, nn.Module]: ...  # what inference needs
+
+    def extra_state(self) -> dict: ...  # image pools, random generators: for checkpoints
+
+    def load_extra_state(self, state: dict) -> None: ...
+
+
+def make_adam(modules: list[nn.Module], train: TrainConfig) -> torch.optim.Adam:
+    """Adam(lr, (beta1, beta2)) over the parameters of `modules`: fused on CUDA, foreach on CPU."""
+    params = parameters(*modules)
+    if not params:
+        raise ValueError("no parameters to optimise")
+    on_cuda = params[0].is_cuda
+    return torch.optim.Adam(params, lr=train.lr, betas=(train.beta1, train.beta2),
+                            fused=True if on_cuda else None, foreach=None if on_cuda else True)
+
+
+def parameters(*modules: nn.Module) -> list[nn.Parameter]:
+    """The parameters of `modules`, for `backward(inputs=...)`: only these receive gradients."""
+    return [p for module in modules for p in module.parameters()]
+
+
+def autocast(device: torch.device, amp_dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Mixed precision for forward passes when `amp_dtype` is set; a no-op otherwise."""
+    return torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+
+
+def detached(terms: dict[str, Tensor]) -> StepLosses:
+    return {name: value.detach() for name, value in terms.items()}
+
+
+@contextlib.contextmanager
+def evaluating(*nets: nn.Module) -> Iterator[None]:
+    """Run `nets` in eval mode, restoring each one's train/eval mode afterwards."""
+    modes = [net.training for net in nets]
+    try:
+        for net in nets:
+            net.eval()
+        yield
+    finally:
+        for net, mode in zip(nets, modes):
+            net.train(mode)
