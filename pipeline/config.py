@@ -38,7 +38,7 @@ class DataConfig:
     source: Literal["streets", "celeba"] = "streets"
     n_images: int = 2000  # streets: how many scenes to generate
     path: str | None = None  # real data sets: the folder the user downloaded
-    workers: int = 1  # streets: processes used to render
+    workers: int = 2  # streets: processes used to render
 
     def __post_init__(self) -> None:
         _check("data.n_images", self.n_images >= 1, f"must be >= 1, got {self.n_images}")
@@ -221,6 +221,36 @@ class BicycleGANConfig:
 
 
 @dataclass(frozen=True)
+class SegmenterConfig:
+    """`segmenter`: the network behind the FCN-score, trained on the train split's real photos."""
+
+    arch: Literal["small_fcn", "fcn_resnet50", "deeplabv3_mobilenet"] = "small_fcn"
+    width: int = 32
+    steps: int = 1500
+    batch_size: int = 16
+    lr: float = 1e-3
+    weights: str | None = None  # a folder holding a user's trained segmenter: used instead of training
+
+    def __post_init__(self) -> None:
+        _check("segmenter.width", self.width >= 1, f"must be >= 1, got {self.width}")
+        _check("segmenter.steps", self.steps >= 1, f"must be >= 1, got {self.steps}")
+        _check("segmenter.batch_size", self.batch_size >= 1, f"must be >= 1, got {self.batch_size}")
+        _check("segmenter.lr", self.lr > 0, f"must be > 0, got {self.lr}")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """`evaluate`: batch size of translation and evaluation, and locally stored metric weights."""
+
+    batch_size: int = 32
+    lpips_weights: str | None = None  # LPIPS weights file; without it diversity uses named substitutes
+    inception_weights: str | None = None  # Inception weights for FID; without it the segmenter's features
+
+    def __post_init__(self) -> None:
+        _check("evaluate.batch_size", self.batch_size >= 1, f"must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
 class Params:
     """The whole of params.yaml."""
 
@@ -240,6 +270,8 @@ class Params:
     pix2pix: Pix2PixConfig = field(default_factory=Pix2PixConfig)
     cyclegan: CycleGANConfig = field(default_factory=CycleGANConfig)
     bicyclegan: BicycleGANConfig = field(default_factory=BicycleGANConfig)
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def __post_init__(self) -> None:
         _check("image_size", self.image_size >= 16 and self.image_size % 16 == 0,

@@ -9,12 +9,15 @@ from stages.bench import bench
 from stages.curate import curate
 from stages.prepare import prepare
 from stages.train import train
+from stages.translate import translate, translate_folder
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="i2i pipeline stages (run by dvc.yaml) and user commands.")
 app.command("prepare")(prepare)
 app.command("curate")(curate)
 app.command("train")(train)
+app.command("translate")(translate)
+app.command("translate-folder")(translate_folder)
 app.command("bench")(bench)
 
 

@@ -75,8 +75,8 @@ class BatchSampler:
         self.spec = spec
         self.device = device
         # labels are resized with nearest so that every pixel stays a palette colour
-        self.a = _resize(torch.from_numpy(np.ascontiguousarray(a)), spec.load_size, "nearest").to(device)
-        self.b = _resize(torch.from_numpy(np.ascontiguousarray(b)), spec.load_size, "bicubic").to(device)
+        self.a = _resize(torch.from_numpy(np.array(a)), spec.load_size, "nearest").to(device)
+        self.b = _resize(torch.from_numpy(np.array(b)), spec.load_size, "bicubic").to(device)
 
     def _indices(self, pool: torch.Tensor, step: int, stream: int) -> torch.Tensor:
         """Items step*B .. step*B+B-1 of an endless sequence of per-epoch permutations."""
@@ -117,4 +117,5 @@ def fixed_batch(curated: Path, split: str, n: int, device: torch.device) -> Batc
     n = min(n, len(a))
     if n == 0:
         raise ValueError(f"{curated}: split {split!r} is empty")
-    return Batch(a=to_unit(torch.from_numpy(a[:n].copy())).to(device), b=to_unit(torch.from_numpy(b[:n].copy())).to(device))
+    return Batch(a=to_unit(torch.from_numpy(np.array(a[:n]))).to(device),
+                 b=to_unit(torch.from_numpy(np.array(b[:n]))).to(device))

@@ -74,3 +74,8 @@ def test_config_is_frozen():
     cfg = Params()
     with pytest.raises(Exception):
         cfg.seed = 3  # type: ignore[misc]
+
+
+def test_the_code_defaults_are_the_params_yaml_values():
+    # the report calls a param "changed" against these defaults: they must be one and the same
+    assert load_params(ROOT / "params.yaml") == Params()

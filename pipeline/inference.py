@@ -1,0 +1,171 @@
+"""Translation with a trained model: the test split (for evaluation) and any folder of images.
+
+A model folder (safetensors + config.json) rebuilds its networks without params.yaml.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pipeline.checkpoint import load_exported
+from pipeline.config import Params, params_from_dict
+from pipeline.data.datasets import domain_arrays, to_uint8, to_unit
+from pipeline.data.images import BadImage, load_rgb
+from pipeline.io import atomic_dir, write_json
+from pipeline.models import Translator, build_model
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    method: str
+    params: Params
+    model: Translator
+
+
+def load_model(model_dir: Path, device: torch.device) -> LoadedModel:
+    """Rebuild a trained model from its export folder and load its weights."""
+    config, weights = load_exported(model_dir)
+    try:
+        method, params = config["method"], params_from_dict(config["params"])
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"{model_dir / 'config.json'}: not a model config ({exc})") from None
+    model = build_model(method, params, device, seed=params.seed)
+    for name, net in model.exported_networks().items():
+        if name not in weights:
+            raise ValueError(f"{model_dir}: no {name}.safetensors for network {name!r} of {method}")
+        net.load_state_dict(weights[name])
+    return LoadedModel(method, params, model)
+
+
+def _save_png(array: np.ndarray, path: Path) -> None:
+    Image.fromarray(array).save(path, compress_level=1)
+
+
+def _as_input(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 (N, H, W, 3), possibly a read-only memory map, -> network input on `device`."""
+    return to_unit(torch.from_numpy(np.array(images))).to(device)
+
+
+@torch.no_grad()
+def translate_split(loaded: LoadedModel, curated: Path, split: str, out_dir: Path, *, batch_size: int,
+                    n_samples: int, seed: int, device: torch.device) -> dict[str, int]:
+    """Translate a split into `out_dir` (atomically), one folder of PNGs per output kind:
+
+    - `fake_b/`: labels -> photo (every method; BicycleGAN: one fixed z);
+    - `fake_a/`: photo -> labels (CycleGAN's backward generator; pix2pix trained b_to_a);
+    - `samples/<k>/` and `encoded/`: BicycleGAN's K random-z samples and its encoded-z reconstruction.
+    File names are the curated image ids; `ids.txt` lists them in order.
+    """
+    from pipeline.data.store import load_split
+
+    a, b = domain_arrays(curated, split)
+    ids = load_split(curated, split).ids
+    model, method = loaded.model, loaded.method
+    counts: dict[str, int] = {}
+    torch.manual_seed(seed)  # pix2pix's dropout noise draws from the global generator
+    with atomic_dir(out_dir) as tmp:
+        def write(kind: str, start: int, images: torch.Tensor) -> None:
+            folder = tmp / kind
+            folder.mkdir(parents=True, exist_ok=True)
+            for offset, image in enumerate(to_uint8(images).numpy()):
+                _save_png(image, folder / _png_name(ids[start + offset]))
+            counts[kind] = counts.get(kind, 0) + len(images)
+
+        for start in range(0, len(a), batch_size):
+            source_a = _as_input(a[start:start + batch_size], device)
+            source_b = _as_input(b[start:start + batch_size], device)
+            if method == "pix2pix":
+                if loaded.params.pix2pix.direction == "a_to_b":
+                    write("fake_b", start, model.translate(source_a))
+                else:
+                    write("fake_a", start, model.translate(source_b))
+            elif method == "cyclegan":
+                write("fake_b", start, model.translate(source_a, "a_to_b"))
+                write("fake_a", start, model.translate(source_b, "b_to_a"))
+            else:
+                write("fake_b", start, model.translate(source_a, seed=seed))
+                # the same z_1..z_K for every batch: sample k of each input shares one latent code
+                samples = model.sample(source_a, n_samples, torch.Generator().manual_seed(seed + 1))
+                for k in range(n_samples):
+                    write(f"samples/{k}", start, samples[k])
+                write("encoded", start, model.reconstruct(source_a, source_b))
+        (tmp / "ids.txt").write_text("".join(f"{i}\n" for i in ids))
+        write_json(tmp / "translation.json", {"method": method, "split": split, "counts": counts,
+                                              "n_samples": n_samples if method == "bicyclegan" else 0, "seed": seed})
+    return counts
+
+
+def _png_name(image_id: str) -> str:
+    return Path(image_id).with_suffix(".png").name
+
+
+def read_translated(folder: Path, ids: list[str]) -> np.ndarray:
+    """(N, H, W, 3) uint8 from `folder/<id>.png`, in the order of `ids`; a missing file is an error."""
+    images = []
+    for image_id in ids:
+        path = folder / _png_name(image_id)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: missing translation for {image_id}")
+        images.append(np.asarray(Image.open(path).convert("RGB")))
+    return np.stack(images)
+
+
+def _network_size(params: Params, method: str) -> int:
+    """The side the generator needs: a multiple of 2^downs for U-Nets, of 4 for ResNets."""
+    name = getattr(params, method).generator
+    if name.startswith(("unet_", "encdec_")):
+        return int(name.split("_")[1])
+    return 4
+
+
+@torch.no_grad()
+def translate_folder(loaded: LoadedModel, in_dir: Path, out_dir: Path, *, direction: str, device: torch.device,
+                     max_pixels: int, seed: int = 0) -> tuple[int, list[tuple[str, str]]]:
+    """Translate every image of `in_dir` into `out_dir` (PNG, same stem), whatever its size or mode.
+
+    Each image is resized to the side the generator was trained at (U-Nets need exactly their size;
+    ResNets any multiple of 4, so the image keeps its aspect ratio up to padding) and the output is
+    resized back to the original size. Unreadable files are reported by name and skipped; the
+    output folder appears only when complete. Returns (translated count, [(file, reason)]).
+    """
+    files = sorted(p for p in in_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    others = sorted(p.name for p in in_dir.iterdir() if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES)
+    skipped: list[tuple[str, str]] = [(name, "not an image file name") for name in others]
+    model, params = loaded.model, loaded.params
+    unet_side = _network_size(params, loaded.method)
+    torch.manual_seed(seed)
+    done = 0
+    with atomic_dir(out_dir) as tmp:
+        for path in files:
+            try:
+                rgb, conversions = load_rgb(path, max_pixels)
+            except BadImage as exc:
+                log.warning("skipped %s: %s", path, exc)
+                skipped.append((path.name, str(exc)))
+                continue
+            h, w = rgb.shape[:2]
+            if unet_side > 4:
+                size = (unet_side, unet_side)
+            else:  # ResNet: keep the aspect ratio near the training scale, multiples of 4
+                scale = params.image_size / min(h, w)
+                size = (max(4, round(h * scale / 4) * 4), max(4, round(w * scale / 4) * 4))
+            resized = np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), Image.BICUBIC))
+            x = _as_input(resized[None], device)
+            fake = model.translate(x, direction) if loaded.method != "bicyclegan" else model.translate(x, seed=seed)
+            out = Image.fromarray(to_uint8(fake)[0].numpy()).resize((w, h), Image.BICUBIC)
+            out.save(tmp / _png_name(path.name))
+            if conversions:
+                log.info("%s: %s", path.name, ", ".join(conversions))
+            done += 1
+        if skipped:
+            (tmp / "skipped.csv").write_text("file,reason\n" + "".join(f'"{f}","{r}"\n' for f, r in skipped))
+    return done, skipped

@@ -1,0 +1,115 @@
+"""Translation with exported models: the test split, and any folder of images (sizes, modes, bad files)."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pipeline.checkpoint import export_networks
+from pipeline.inference import load_model, read_translated, translate_folder, translate_split
+from pipeline.data.store import load_split
+from pipeline.models import build_model
+from tests.conftest import tiny_params
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> dict[str, Path]:
+    """Each method, untrained but exported the way train@<method> exports it."""
+    params = tiny_params()
+    out = {}
+    for method in ("pix2pix", "cyclegan", "bicyclegan"):
+        model = build_model(method, params, CPU, seed=0)
+        folder = tmp_path_factory.mktemp(method)
+        export_networks(folder, model.exported_networks(), {"method": method, "params": dataclasses.asdict(params)})
+        out[method] = folder
+    return out
+
+
+@pytest.mark.parametrize("method, kinds", [
+    ("pix2pix", {"fake_b"}),
+    ("cyclegan", {"fake_b", "fake_a"}),
+    ("bicyclegan", {"fake_b", "encoded", "samples/0", "samples/1", "samples/2"}),
+])
+def test_translate_split_writes_every_output_per_test_image(method, kinds, exported, tiny_curated, tmp_path):
+    loaded = load_model(exported[method], CPU)
+    out = tmp_path / "translated"
+    counts = translate_split(loaded, tiny_curated, "test", out, batch_size=2, n_samples=3, seed=0, device=CPU)
+    ids = load_split(tiny_curated, "test").ids
+    assert set(counts) == kinds and all(n == len(ids) for n in counts.values())
+    assert (out / "ids.txt").read_text().split() == ids
+    for kind in kinds:
+        images = read_translated(out / kind, ids)
+        assert images.shape == (len(ids), 32, 32, 3) and images.dtype == np.uint8
+
+
+def test_translate_split_is_deterministic_for_a_seed(exported, tiny_curated, tmp_path):
+    loaded = load_model(exported["pix2pix"], CPU)  # dropout is on at test time: the seed fixes it
+    ids = load_split(tiny_curated, "test").ids
+    runs = []
+    for name in ("x", "y"):
+        translate_split(loaded, tiny_curated, "test", tmp_path / name, batch_size=2, n_samples=1, seed=3, device=CPU)
+        runs.append(read_translated(tmp_path / name / "fake_b", ids))
+    assert np.array_equal(*runs)
+
+
+def test_bicyclegan_samples_differ(exported, tiny_curated, tmp_path):
+    loaded = load_model(exported["bicyclegan"], CPU)
+    translate_split(loaded, tiny_curated, "test", tmp_path / "t", batch_size=4, n_samples=2, seed=0, device=CPU)
+    ids = load_split(tiny_curated, "test").ids
+    s0, s1 = (read_translated(tmp_path / "t" / "samples" / k, ids) for k in ("0", "1"))
+    assert not np.array_equal(s0, s1)
+
+
+@pytest.mark.parametrize("method", ["pix2pix", "cyclegan"])
+def test_translate_folder_handles_sizes_modes_and_bad_files(method, exported, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (50, 70, 3), dtype=np.uint8)).save(src / "wide.png")
+    Image.fromarray(rng.integers(0, 255, (40, 40), dtype=np.uint8)).save(src / "gray.jpg")
+    Image.fromarray(rng.integers(0, 255, (33, 20, 4), dtype=np.uint8), "RGBA").save(src / "rgba.png")
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    (src / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    done, skipped = translate_folder(load_model(exported[method], CPU), src, out, direction="a_to_b", device=CPU,
+                                     max_pixels=10**7)
+    assert done == 3
+    assert {name for name, _ in skipped} == {"broken.png", "notes.txt"}
+    for name, size in (("wide.png", (70, 50)), ("gray.png", (40, 40)), ("rgba.png", (20, 33))):
+        with Image.open(out / name) as image:
+            assert image.size == size and image.mode == "RGB"
+    assert "broken.png" in (out / "skipped.csv").read_text()
+
+
+def test_translate_folder_never_leaves_a_half_written_folder(exported, tmp_path, monkeypatch):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((32, 32, 3), 40 * i, np.uint8)).save(src / f"{i}.png")
+    loaded = load_model(exported["pix2pix"], CPU)
+    calls = {"n": 0}
+    original = loaded.model.translate
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("interrupted")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(loaded.model, "translate", failing)
+    with pytest.raises(RuntimeError):
+        translate_folder(loaded, src, tmp_path / "out", direction="a_to_b", device=CPU, max_pixels=10**7)
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".out.tmp-*"))
+
+
+def test_load_model_names_a_folder_without_weights(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="safetensors"):
+        load_model(tmp_path, CPU)
