@@ -5,9 +5,12 @@ import logging
 
 import typer
 
+from stages.ablate import ablate, ablation_report
 from stages.bench import bench
 from stages.curate import curate
+from stages.evaluate import evaluate, train_segmenter
 from stages.prepare import prepare
+from stages.report import report
 from stages.train import train
 from stages.translate import translate, translate_folder
 
@@ -16,8 +19,13 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 app.command("prepare")(prepare)
 app.command("curate")(curate)
 app.command("train")(train)
+app.command("train_segmenter")(train_segmenter)
 app.command("translate")(translate)
 app.command("translate-folder")(translate_folder)
+app.command("evaluate")(evaluate)
+app.command("report")(report)
+app.command("ablate")(ablate)
+app.command("ablation-report")(ablation_report)
 app.command("bench")(bench)
 
 

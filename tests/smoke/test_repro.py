@@ -31,6 +31,8 @@ def tiny_yaml(n_images: int = 24, steps: int = 2) -> dict:
         p[method].update(iters=steps, iters_decay=steps, ngf=4, ndf=4, generator=gen)
     p["bicyclegan"].update(nef=4, n_layers_D=2, batch_size=2)
     p["pix2pix"]["batch_size"] = 2
+    p["bicyclegan"]["n_samples"] = 2
+    p["segmenter"].update(steps=4, width=8, batch_size=4)
     return p
 
 
@@ -75,20 +77,35 @@ def test_dvc_repro_runs_every_stage_and_exp_run_touches_only_cyclegan(tmp_path):
         config = json.loads((model_dir / "config.json").read_text())
         assert config["method"] == method and config["mlflow_run_id"]
         assert (repo / "reports/losses" / f"{method}.csv").read_text().startswith("step,")
+    real = json.loads((repo / "reports/metrics/real_photos.json").read_text())
+    assert 0 <= real["labels_to_photo"]["per_pixel_acc"] <= 1
+    baseline = json.loads((repo / "reports/metrics/baseline.json").read_text())
+    assert {"labels_to_photo", "photo_to_labels"} <= set(baseline)
+    expected = {"pix2pix": {"labels_to_photo", "ssim", "psnr", "l1", "fid"},
+                "cyclegan": {"labels_to_photo", "photo_to_labels", "ssim", "psnr", "fid"},
+                "bicyclegan": {"labels_to_photo", "diversity", "encoded", "fid"}}
+    for method, keys in expected.items():
+        metrics = json.loads((repo / "reports/metrics" / f"{method}.json").read_text())
+        assert keys <= set(metrics), f"{method}: {sorted(metrics)}"
+        assert {"per_pixel_acc", "per_class_acc", "class_iou", "per_class_iou"} <= set(metrics["labels_to_photo"])
+    shown = run(repo, "dvc", "metrics", "show").stdout
+    assert "labels_to_photo.per_pixel_acc" in shown
     status = run(repo, "dvc", "status").stdout
     assert "changed" not in status
 
     from mlflow.tracking import MlflowClient
     client = MlflowClient(tracking_uri=env(repo)["MLFLOW_TRACKING_URI"])
     runs = client.search_runs([client.get_experiment_by_name("i2i").experiment_id])
-    assert {r.data.tags["method"] for r in runs} == {"pix2pix", "cyclegan", "bicyclegan"}
-    assert all(r.info.status == "FINISHED" and "g_gan" in "".join(r.data.metrics) for r in runs)
+    assert {r.data.tags["method"] for r in runs} == {"pix2pix", "cyclegan", "bicyclegan", "segmenter"}
+    trained = [r for r in runs if r.data.tags["method"] != "segmenter"]
+    assert all(r.info.status == "FINISHED" and "g_gan" in "".join(r.data.metrics) for r in trained)
+    assert all("labels_to_photo.per_pixel_acc" in r.data.metrics for r in trained)  # evaluation joined the run
 
     run(repo, "git", "add", "-A")
     run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "repro")
     out = run(repo, "dvc", "exp", "run", "-S", "lambda_cyc=5").stdout
-    assert "train@cyclegan" in out
-    for stage in ("train@pix2pix", "train@bicyclegan", "curate", "prepare"):
+    assert "train@cyclegan" in out and "evaluate@cyclegan" in out
+    for stage in ("train@pix2pix", "train@bicyclegan", "curate", "prepare", "train_segmenter", "evaluate@pix2pix"):
         assert f"Running stage '{stage}'" not in out
 
 

@@ -1,0 +1,329 @@
+"""The papers' ablations as named studies of `dvc exp run -S` overrides, and their result tables.
+
+A study's rows are run as DVC experiments named `<study>-<row>`; `ablation_table` reads them back
+from `dvc exp show --json` (parsed by `parse_exp_show`) into the paper's layout.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from pipeline.config import ConfigError, Params, flatten, params_from_dict
+from pipeline.report import fmt, markdown_table
+
+Overrides = Mapping[str, Any]  # dotted params key -> value, as `dvc exp run -S key=value`
+
+# FCN-scores of the labels -> photo direction, as the papers' ablation tables report them
+FCN_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("labels_to_photo.per_pixel_acc", "Per-pixel acc."),
+    ("labels_to_photo.per_class_acc", "Per-class acc."),
+    ("labels_to_photo.class_iou", "Class IOU"),
+)
+NOT_RUN = "not run"
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str  # preset key; the prefix of its experiment names
+    title: str
+    paper_table: str  # the table of the paper this study reproduces
+    method: str  # the method whose branch it changes; metrics come from reports/metrics/<method>.json
+    row_header: str  # the first column's header, as in the paper
+    rows: tuple[tuple[str, Overrides], ...]  # (the paper's row label, overrides)
+    caption: str = ""
+    metric_columns: tuple[tuple[str, str], ...] = FCN_COLUMNS
+
+    @property
+    def touched_keys(self) -> tuple[str, ...]:
+        """Every key some row overrides (sorted)."""
+        return tuple(sorted({key for _, overrides in self.rows for key in overrides}))
+
+    @property
+    def metrics_file(self) -> str:
+        return f"reports/metrics/{self.method}.json"
+
+
+# --------------------------------------------------------------------------- the presets
+
+
+def _cyclegan_table4(p: Params) -> Study:
+    full = {"cyclegan.use_gan": True, "cyclegan.cycle_forward": True, "cyclegan.cycle_backward": True}
+    return Study(
+        "cyclegan_table4", "CycleGAN loss ablation", "CycleGAN (Zhu et al. 2017), Table 4", "cyclegan", "Loss",
+        rows=(("Cycle alone", {**full, "cyclegan.use_gan": False, "lambda_cyc": p.lambda_cyc}),
+              # the identity weight is lambda_idt * lambda_cyc, so lambda_cyc 0 drops identity too
+              ("GAN alone", {**full, "lambda_cyc": 0.0}),
+              ("GAN + forward cycle", {**full, "cyclegan.cycle_backward": False, "lambda_cyc": p.lambda_cyc}),
+              ("GAN + backward cycle", {**full, "cyclegan.cycle_forward": False, "lambda_cyc": p.lambda_cyc}),
+              ("CycleGAN", {**full, "lambda_cyc": p.lambda_cyc})),
+        caption=f"FCN-scores of labels -> photo. \"GAN alone\" sets lambda_cyc 0, which also removes the "
+                f"identity term (its weight is lambda_idt x lambda_cyc); the other rows keep lambda_cyc "
+                f"{p.lambda_cyc:g} and lambda_idt {p.lambda_idt:g}.")
+
+
+def _pix2pix_loss(p: Params) -> Study:
+    def row(use_gan: bool, conditional_d: bool, lambda_l1: float) -> dict[str, Any]:
+        return {"pix2pix.use_gan": use_gan, "pix2pix.conditional_d": conditional_d, "lambda_L1": lambda_l1}
+
+    return Study(
+        "pix2pix_loss", "pix2pix loss ablation", "pix2pix (Isola et al. 2017), Table 1", "pix2pix", "Loss",
+        rows=(("L1", row(False, True, p.lambda_L1)),
+              ("GAN", row(True, False, 0.0)),
+              ("cGAN", row(True, True, 0.0)),
+              ("L1+GAN", row(True, False, p.lambda_L1)),
+              ("L1+cGAN", row(True, True, p.lambda_L1))),
+        caption=f"FCN-scores of labels -> photo. GAN: the discriminator sees the output alone; cGAN: it "
+                f"sees (input, output) pairs. L1 rows use lambda_L1 {p.lambda_L1:g}.")
+
+
+def generator_pair(name: str) -> tuple[str, str]:
+    """(U-Net, encoder-decoder) names of the same depth: `unet_64` <-> `encdec_64`."""
+    match = re.fullmatch(r"(unet|encdec)_(\d+)", name)
+    if match is None:
+        raise ValueError(f"pix2pix.generator {name!r} has no encoder-decoder counterpart; "
+                         "the generator study needs unet_<size> or encdec_<size>")
+    return f"unet_{match[2]}", f"encdec_{match[2]}"
+
+
+def _pix2pix_generator(p: Params) -> Study:
+    unet, encdec = generator_pair(p.pix2pix.generator)
+    rows = tuple((f"{arch} ({loss})", {"pix2pix.generator": name, "pix2pix.use_gan": loss != "L1"})
+                 for arch, name in (("Encoder-decoder", encdec), ("U-Net", unet)) for loss in ("L1", "L1+cGAN"))
+    return Study(
+        "pix2pix_generator", "pix2pix generator ablation", "pix2pix (Isola et al. 2017), Table 2", "pix2pix",
+        "Generator (loss)", rows=rows,
+        caption=f"FCN-scores of labels -> photo. {encdec} is {unet} without its skip connections.")
+
+
+def deepest_patch_layers(image_size: int) -> int:
+    """The most PatchGAN layers an image of this size can take: n stride-2 convs leave size / 2^n,
+    and the two 4x4 stride-1 convs after them take 2 more pixels, so size / 2^n - 2 must be >= 1."""
+    n = 0
+    while image_size // 2 ** (n + 1) - 2 >= 1:
+        n += 1
+    return n
+
+
+def _pix2pix_patch(p: Params) -> Study:
+    from_size = {1: "16x16", 2: "34x34", 3: "70x70", 4: "142x142", 5: "286x286"}
+    image_gan = min(5, deepest_patch_layers(p.image_size))
+    caption = (f"FCN-scores of labels -> photo at {p.image_size} px; the discriminator's receptive field "
+               "varies, L1+cGAN loss.")
+    if p.image_size < 286:
+        caption += (f" At {p.image_size} px every field of {p.image_size} px or more covers the whole image, "
+                    "so those rows all act as ImageGANs.")
+    if image_gan < 5:
+        caption += (f" The 286x286 discriminator (n_layers_D 5) does not fit {p.image_size} px images (its "
+                    f"output map would be empty), so that row uses the deepest that fits, n_layers_D "
+                    f"{image_gan} ({from_size.get(image_gan, '?')} field).")
+    return Study(
+        "pix2pix_patch", "pix2pix discriminator receptive field", "pix2pix (Isola et al. 2017), Table 3",
+        "pix2pix", "Discriminator receptive field",
+        rows=(("1x1 (PixelGAN)", {"pix2pix.discriminator": "pixel", "pix2pix.n_layers_D": p.pix2pix.n_layers_D}),
+              ("16x16", {"pix2pix.discriminator": "patch", "pix2pix.n_layers_D": 1}),
+              ("70x70", {"pix2pix.discriminator": "patch", "pix2pix.n_layers_D": 3}),
+              ("286x286 (ImageGAN)", {"pix2pix.discriminator": "patch", "pix2pix.n_layers_D": image_gan})),
+        caption=caption)
+
+
+_BUILDERS: dict[str, Callable[[Params], Study]] = {
+    "cyclegan_table4": _cyclegan_table4,
+    "pix2pix_loss": _pix2pix_loss,
+    "pix2pix_generator": _pix2pix_generator,
+    "pix2pix_patch": _pix2pix_patch,
+}
+
+
+def study_for(name: str, baseline: Params) -> Study:
+    """The study `name` with the values that depend on the baseline params (image size, weights)."""
+    try:
+        builder = _BUILDERS[name]
+    except KeyError:
+        raise ValueError(f"unknown study {name!r}; expected one of {sorted(_BUILDERS)}") from None
+    return builder(baseline)
+
+
+PRESETS: dict[str, Study] = {name: builder(Params()) for name, builder in _BUILDERS.items()}
+
+# Overrides added to every row: "small" runs each study in about a sixth of the default steps
+BUDGETS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "default": lambda method: {},
+    "small": lambda method: {f"{method}.iters": 250, f"{method}.iters_decay": 250},
+}
+
+
+def row_overrides(study: Study, label: str, baseline: Params, budget: str = "default") -> dict[str, Any]:
+    """Every key the study touches (the row's value, else the baseline's), plus the budget's keys.
+
+    Passing every touched key keeps rows independent when they run one after another in the
+    workspace, where each `dvc exp run -S` would otherwise inherit the previous row's params.
+    """
+    rows = dict(study.rows)
+    if label not in rows:
+        raise ValueError(f"study {study.name} has no row {label!r}; rows are {list(rows)}")
+    if budget not in BUDGETS:
+        raise ValueError(f"unknown budget {budget!r}; expected one of {sorted(BUDGETS)}")
+    flat = baseline.as_flat_dict()
+    return {key: rows[label].get(key, flat[key]) for key in study.touched_keys} | BUDGETS[budget](study.method)
+
+
+# --------------------------------------------------------------------------- DVC commands
+
+
+def exp_name(study: Study, label: str, budget: str = "default") -> str:
+    """A DVC-safe experiment name (a valid git ref part): `cyclegan_table4-gan-forward-cycle`."""
+    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+    return "-".join([study.name, *([budget] if budget != "default" else []), slug])
+
+
+def render_value(value: Any) -> str:
+    """A value as `-S key=value` wants it, read back by DVC and PyYAML as the same type."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        text = repr(value)
+        mantissa, e, exponent = text.partition("e")
+        if e and "." not in mantissa:  # YAML 1.1 (PyYAML) reads 1e-05 as a string, 1.0e-05 as a float
+            text = f"{mantissa}.0e{exponent}"
+        return text
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", value) \
+            and value.lower() not in ("true", "false", "yes", "no", "on", "off", "null", "none"):
+        return value
+    return json.dumps(value)  # quoted: a YAML flow scalar
+
+
+def apply_overrides(baseline: Params, overrides: Overrides) -> Params:
+    """`baseline` with dotted-key overrides, validated as params.yaml is (ConfigError names the key)."""
+    raw = dataclasses.asdict(baseline)
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        node = raw
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise ConfigError(f"{key}: unknown key (no section {part!r})")
+            node = node[part]
+        if leaf not in node:
+            raise ConfigError(f"{key}: unknown key")
+        node[leaf] = value
+    return params_from_dict(raw)
+
+
+def dvc_commands(study: Study, baseline: Params, budget: str = "default", queue: bool = True,
+                 jobs: int = 1, targets: tuple[str, ...] = ()) -> list[list[str]]:
+    """`dvc exp run` per row (queued, then one `dvc queue start`; or run one after another).
+
+    Every row is checked first, with its values as DVC will write them, so a bad row fails here
+    rather than after the rows before it have been queued or run.
+    """
+    commands = []
+    for label, _ in study.rows:
+        rendered = {key: render_value(value) for key, value in row_overrides(study, label, baseline, budget).items()}
+        apply_overrides(baseline, {key: yaml.safe_load(text) for key, text in rendered.items()})
+        sets = [arg for key, text in rendered.items() for arg in ("-S", f"{key}={text}")]
+        commands.append(["dvc", "exp", "run", *(["--queue"] if queue else []), "-n",
+                         exp_name(study, label, budget), *sets, *targets])
+    if queue:
+        commands.append(["dvc", "queue", "start", "-j", str(jobs)])
+    return commands
+
+
+# --------------------------------------------------------------------------- reading results
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix.rstrip("."): tree} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+def parse_exp_show(json_text: str) -> list[dict[str, Any]]:
+    """Experiments from `dvc exp show --json` (DVC 3): name, rev, baseline, timestamp, status
+    (success | queued | running | failed), params (flat dotted keys of params.yaml) and metrics
+    ({file: flat dotted keys}). A failed experiment's metrics are dropped: DVC shows its baseline's.
+    """
+    data = json.loads(json_text)
+    if not isinstance(data, list):
+        raise ValueError(f"dvc exp show --json: expected a list of baselines, got {type(data).__name__}")
+    found = []
+    for base in data:
+        if not isinstance(base, dict):
+            continue
+        for entry in base.get("experiments") or []:
+            if not isinstance(entry, dict):
+                continue
+            revs = entry.get("revs") or [{}]
+            rev = revs[0] if isinstance(revs[0], dict) else {}
+            body = rev.get("data") or {}
+            executor = entry.get("executor") if isinstance(entry.get("executor"), dict) else {}
+            # finished experiments have no executor, or its state is "success"
+            status = "failed" if rev.get("error") else executor.get("state") or "success"
+            params_files = body.get("params") or {}
+            params = (params_files.get("params.yaml") or {}).get("data") or {}
+            metrics = {path: _flat((value or {}).get("data") or {})
+                       for path, value in (body.get("metrics") or {}).items()}
+            found.append({"name": entry.get("name") or rev.get("name"), "rev": rev.get("rev") or body.get("rev"),
+                          "baseline": base.get("rev"), "timestamp": body.get("timestamp"), "status": status,
+                          "params": flatten(params) if isinstance(params, dict) else {},
+                          "metrics": {} if status != "success" else metrics})
+    return found
+
+
+def ablation_rows(study: Study, experiments: list[dict[str, Any]], budget: str = "default") -> list[dict[str, Any]]:
+    """One record per study row: its experiment (the newest of that name), status and metrics."""
+    by_name: dict[str, dict[str, Any]] = {}
+    for exp in experiments:
+        name = exp.get("name")
+        if name and (name not in by_name or (exp.get("timestamp") or "") >= (by_name[name].get("timestamp") or "")):
+            by_name[name] = exp
+    rows = []
+    for label, overrides in study.rows:
+        name = exp_name(study, label, budget)
+        exp = by_name.get(name)
+        metrics = (exp or {}).get("metrics", {}).get(study.metrics_file, {})
+        rows.append({"label": label, "experiment": name, "status": exp["status"] if exp else NOT_RUN,
+                     "overrides": dict(overrides), "mlflow_run_id": metrics.get("mlflow_run_id"),
+                     "metrics": {key: metrics.get(key) for key, _ in study.metric_columns}})
+    return rows
+
+
+def ablation_table(study: Study, experiments: list[dict[str, Any]], budget: str = "default") -> pd.DataFrame:
+    """The paper's layout: row label, metric columns (or the run's status), DVC experiment, MLflow run."""
+    records = []
+    for row in ablation_rows(study, experiments, budget):
+        done = row["status"] == "success"
+        cells = {header: fmt(row["metrics"][key]) if done else row["status"] for key, header in study.metric_columns}
+        records.append({study.row_header: row["label"], **cells, "DVC experiment": row["experiment"],
+                        "MLflow run": row["mlflow_run_id"] or "–"})
+    return pd.DataFrame(records, columns=[study.row_header, *(h for _, h in study.metric_columns),
+                                          "DVC experiment", "MLflow run"])
+
+
+def as_json(study: Study, experiments: list[dict[str, Any]], budget: str = "default") -> dict[str, Any]:
+    """The raw numbers behind a study's table (for reports/ablations.json)."""
+    return {"title": study.title, "paper_table": study.paper_table, "method": study.method,
+            "budget": budget, "caption": study.caption, "rows": ablation_rows(study, experiments, budget)}
+
+
+def ablations_markdown(studies: list[Study], experiments: list[dict[str, Any]], budget: str = "default") -> str:
+    """reports/ablations.md: one section per study, its caption and its table."""
+    lines = ["# Ablations", "",
+             f"DVC experiments `<study>-{'' if budget == 'default' else budget + '-'}<row>`; "
+             "\"not run\", \"queued\" or \"failed\" where no finished experiment was found.", ""]
+    for study in studies:
+        lines += [f"## {study.title} ({study.paper_table})", "", study.caption, "",
+                  markdown_table(ablation_table(study, experiments, budget)), ""]
+    return "\n".join(lines).rstrip() + "\n"

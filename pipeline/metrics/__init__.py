@@ -1,0 +1,1 @@
+"""Metrics: FCN-score (confusion matrix, acc, IoU), image metrics, and the segmenter FCN-score uses."""

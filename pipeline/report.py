@@ -1,0 +1,299 @@
+"""The `report` stage's library: metric tables in the papers' layout, and reports/report.md.
+
+Each table is a pure function of the loaded metrics returning a DataFrame of display strings, so
+tests check tables without files; `markdown_table` renders one, `build_report` writes the report.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline.config import METHODS, Params, flatten
+from pipeline.data.palette import CLASS_NAMES
+
+log = logging.getLogger(__name__)
+
+METHOD_NAMES = {"pix2pix": "pix2pix", "cyclegan": "CycleGAN", "bicyclegan": "BicycleGAN"}
+DIRECTIONS = {"labels_to_photo": "labels → photo", "photo_to_labels": "photo → labels"}
+FCN_COLUMNS = (("per_pixel_acc", "Per-pixel acc."), ("per_class_acc", "Per-class acc."), ("class_iou", "Class IOU"))
+UPPER_BOUND = "Real photos (upper bound)"
+REAL, BASELINE, DATA = "real_photos", "baseline", "data"
+# Feature spaces of the distances, named for what they are: ours are the segmenter's features,
+# not Inception's (FID) nor AlexNet's (LPIPS), and must not borrow those names
+FEATURE_NAMES = {"pixel_l1": "pixel L1", "segmenter_features": "segmenter features", "lpips": "LPIPS",
+                 "inception": "Inception features"}
+DASH = "–"
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A number to `digits` decimals; None, NaN and missing values to a dash."""
+    if value is None:
+        return DASH
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return DASH if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table. (DataFrame.to_markdown needs `tabulate`, which the project
+    does not declare: it is at most a transitive dependency of dvc, so we render the few lines here.)"""
+    def cell(value: Any) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    header = [cell(c) for c in table.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def load_metrics(metrics_dir: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The metrics files by name (methods, real_photos, baseline, data) and a note for each missing one."""
+    metrics, notes = {}, []
+    for name in (*METHODS, REAL, BASELINE, DATA):
+        path = Path(metrics_dir) / f"{name}.json"
+        if not path.is_file():
+            notes.append(f"`{path}` is missing: its rows are left out.")
+            continue
+        try:
+            value = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            notes.append(f"`{path}` is not valid JSON ({exc}): its rows are left out.")
+            continue
+        if isinstance(value, dict):
+            metrics[name] = value
+        else:
+            notes.append(f"`{path}` does not hold a JSON object: its rows are left out.")
+    return metrics, notes
+
+
+def _fcn_rows(metrics: dict[str, dict[str, Any]], direction: str) -> list[tuple[str, dict[str, Any]]]:
+    """(row label, scores) in the papers' order: trivial baseline, methods, real photos last."""
+    rows = []
+    baseline = metrics.get(BASELINE, {})
+    if isinstance(baseline.get(direction), dict):
+        rows.append((f"Trivial baseline ({baseline.get(f'name_{direction}', 'unnamed')})", baseline[direction]))
+    rows += [(METHOD_NAMES[m], metrics[m][direction]) for m in METHODS
+             if isinstance(metrics.get(m, {}).get(direction), dict)]
+    if isinstance(metrics.get(REAL, {}).get(direction), dict):
+        rows.append((UPPER_BOUND, metrics[REAL][direction]))
+    return rows
+
+
+def fcn_table(metrics: dict[str, dict[str, Any]], direction: str) -> pd.DataFrame:
+    """`| Method | Per-pixel acc. | Per-class acc. | Class IOU |` (CycleGAN paper, Tables 1 and 2)."""
+    records = [{"Method": label, **{header: fmt(scores.get(key)) for key, header in FCN_COLUMNS}}
+               for label, scores in _fcn_rows(metrics, direction)]
+    return pd.DataFrame(records, columns=["Method", *(h for _, h in FCN_COLUMNS)])
+
+
+def labels_to_photo_table(metrics: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    return fcn_table(metrics, "labels_to_photo")
+
+
+def photo_to_labels_table(metrics: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    return fcn_table(metrics, "photo_to_labels")
+
+
+def per_class_iou_table(metrics: dict[str, dict[str, Any]], direction: str = "labels_to_photo") -> pd.DataFrame:
+    """Classes as rows, the FCN table's rows as columns; classes with no score anywhere are left out."""
+    columns = [(label, scores.get("per_class_iou") or {}) for label, scores in _fcn_rows(metrics, direction)]
+    seen = {name for _, ious in columns for name, v in ious.items() if v is not None}
+    order = [c for c in CLASS_NAMES if c in seen] + sorted(seen - set(CLASS_NAMES))
+    records = [{"Class": name, **{label: fmt(ious.get(name)) for label, ious in columns}} for name in order]
+    return pd.DataFrame(records, columns=["Class", *(label for label, _ in columns)])
+
+
+def image_metrics_table(metrics: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """SSIM, PSNR and L1 of labels -> photo outputs against the real photos."""
+    records = [{"Method": METHOD_NAMES[m], "SSIM": fmt(metrics[m].get("ssim")),
+                "PSNR (dB)": fmt(metrics[m].get("psnr"), 2), "L1": fmt(metrics[m].get("l1"))}
+               for m in METHODS if m in metrics and any(k in metrics[m] for k in ("ssim", "psnr", "l1"))]
+    return pd.DataFrame(records, columns=["Method", "SSIM", "PSNR (dB)", "L1"])
+
+
+def diversity_table(metrics: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """Diversity (mean pairwise distance between samples of one input) and realism (Fréchet distance
+    to the real photos), one column per feature space in the metrics files, each by its honest name."""
+    def spaces(group: str) -> list[str]:
+        found = {k for m in METHODS for k in (metrics.get(m, {}).get(group) or {})}
+        return sorted(found)
+
+    div, fd = spaces("diversity"), spaces("fid")
+    headers = [(("diversity", k), f"Diversity ({FEATURE_NAMES.get(k, k)}) ↑") for k in div]
+    headers += [(("fid", k), f"Fréchet distance ({FEATURE_NAMES.get(k, k)}) ↓") for k in fd]
+    records = [{"Method": METHOD_NAMES[m], **{h: fmt((metrics[m].get(g) or {}).get(k)) for (g, k), h in headers}}
+               for m in METHODS if m in metrics and any(metrics[m].get(g) for g in ("diversity", "fid"))]
+    return pd.DataFrame(records, columns=["Method", *(h for _, h in headers)])
+
+
+def images_table(data: dict[str, Any]) -> pd.DataFrame:
+    counts = data.get("images") or {}
+    return pd.DataFrame([{"Split": s, "Images": str(n)} for s, n in counts.items()], columns=["Split", "Images"])
+
+
+def class_frequency_table(data: dict[str, Any]) -> pd.DataFrame:
+    """Share of labelled pixels per class (rows) and split (columns), in percent."""
+    coverage = data.get("class_coverage") or {}
+    names = {c for shares in coverage.values() for c in (shares or {})}
+    order = [c for c in CLASS_NAMES if c in names] + sorted(names - set(CLASS_NAMES))
+    records = [{"Class": c, **{s: (DASH if (v := (shares or {}).get(c)) is None else f"{100 * v:.1f} %")
+                               for s, shares in coverage.items()}} for c in order]
+    return pd.DataFrame(records, columns=["Class", *coverage])
+
+
+def params_diff_table(params: Params, defaults: Params | None = None) -> pd.DataFrame:
+    """The params that differ from the code's defaults (`Params()`)."""
+    ours, base = flatten(dataclasses.asdict(params)), flatten(dataclasses.asdict(defaults or Params()))
+    records = [{"Param": k, "Value": json.dumps(ours.get(k)), "Default": json.dumps(base.get(k))}
+               for k in sorted(set(ours) | set(base)) if ours.get(k) != base.get(k)]
+    return pd.DataFrame(records, columns=["Param", "Value", "Default"])
+
+
+def load_summaries(models_dir: Path) -> dict[str, dict[str, Any]]:
+    """`<models_dir>/<name>/train_summary.json` by name; unreadable ones are skipped with a warning."""
+    found = {}
+    for path in sorted(Path(models_dir).glob("*/train_summary.json")):
+        try:
+            found[path.parent.name] = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            log.warning("%s: not valid JSON (%s); left out of the provenance", path, exc)
+    return found
+
+
+def provenance_table(metrics: dict[str, dict[str, Any]], summaries: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """Stage | Wall time (s) | Device | MLflow run | Details, from the summaries each stage writes."""
+    rows = []
+    if DATA in metrics:
+        rows.append(("curate", metrics[DATA].get("seconds"), None, None, ""))
+    for name, s in summaries.items():
+        rows.append((f"train@{name}", s.get("seconds"), s.get("device"), s.get("mlflow_run_id"),
+                     f"{s.get('steps', '?')} steps, {fmt(s.get('images_per_second'), 1)} images/s"))
+    for name in (*METHODS, REAL, BASELINE):
+        if name in metrics and ("seconds" in metrics[name] or "mlflow_run_id" in metrics[name]):
+            stage = f"evaluate@{name}" if name in METHODS else f"evaluate ({name.replace('_', ' ')})"
+            rows.append((stage, metrics[name].get("seconds"), None, metrics[name].get("mlflow_run_id"), ""))
+    return pd.DataFrame([{"Stage": st, "Wall time (s)": fmt(sec, 1), "Device": dev or DASH, "MLflow run": run or DASH,
+                          "Details": det} for st, sec, dev, run, det in rows],
+                        columns=["Stage", "Wall time (s)", "Device", "MLflow run", "Details"])
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def _link(path: Path, base: Path) -> str:
+    return Path(os.path.relpath(Path(path).resolve(), Path(base).resolve())).as_posix()
+
+
+def _table_section(title: str, table: pd.DataFrame, caption: str, empty: str) -> list[str]:
+    return [f"## {title}", "", caption, "", markdown_table(table) if len(table) else f"_{empty}_", ""]
+
+
+def _demote(markdown: str) -> list[str]:
+    """An included markdown file under our `## Ablations`: drop its title, push its headings down."""
+    lines = markdown.strip().splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    return [("#" + line) if line.startswith("#") else line for line in lines]
+
+
+def build_report(*, metrics_dir: Path, losses_dir: Path, translated_dir: Path, curated_dir: Path,
+                 models_dir: Path, figures_dir: Path, contact_sheet: Path, out: Path, params: Params,
+                 commit: str, ablations: Path | None = None, n_images: int = 6) -> Path:
+    """Write `out` (markdown) and its figures under `figures_dir` (replaced whole); returns `out`.
+
+    Missing inputs leave their rows or sections out with a note; they never stop the report.
+    """
+    from pipeline.io import atomic_dir, atomic_file
+    from pipeline.report_figures import loss_figure, translation_grids
+
+    if Path(figures_dir).resolve() in Path(contact_sheet).resolve().parents:
+        raise ValueError(f"figures_dir {figures_dir} holds the contact sheet {contact_sheet}, and the report "
+                         "replaces that folder whole; give the report a folder of its own (reports/figures/report)")
+    metrics, notes = load_metrics(metrics_dir)
+    base = Path(out).parent
+    lines = ["# Image-to-image translation: results", "",
+             f"Generated by the `report` stage from commit `{commit}`. FCN-scores are those of the "
+             "segmenter trained in this pipeline, on the test split.", ""]
+    body = _table_section(
+        "Labels → photo (FCN-score)", labels_to_photo_table(metrics),
+        "Translated test label maps, segmented back into labels, as in CycleGAN Table 1 / pix2pix Table 1. "
+        "The upper bound segments the real test photos.", "No labels → photo scores.")
+    body += _table_section(
+        "Photo → labels", photo_to_labels_table(metrics),
+        "Scores of the predicted label maps against the true ones, as in CycleGAN Table 2.",
+        "No method translated photo → labels.")
+    body += _table_section("Per-class IoU (labels → photo)", per_class_iou_table(metrics),
+                           f"{DASH}: the class is absent from both truth and prediction.", "No per-class scores.")
+    body += _table_section("Image similarity (labels → photo)", image_metrics_table(metrics),
+                           "Outputs against the real test photos (one output per input).", "No image metrics.")
+    body += _table_section(
+        "Diversity and realism", diversity_table(metrics),
+        "Diversity: mean distance between samples of the same input (higher is more diverse). Realism: "
+        "Fréchet distance between the feature statistics of outputs and real photos (lower is better).",
+        "No diversity or realism metrics.")
+
+    body += ["## Example translations", ""]
+    figure_lines, loss_lines = [], ["## Training losses", ""]
+    with atomic_dir(Path(figures_dir)) as tmp_figures:
+        for method in METHODS:
+            translated = Path(translated_dir) / method
+            if not translated.is_dir():
+                notes.append(f"`{translated}` is missing: no {METHOD_NAMES[method]} example grid.")
+            else:
+                try:
+                    grids = translation_grids(method, translated, Path(curated_dir), tmp_figures, n_images)
+                except (OSError, ValueError) as exc:  # StoreError is a ValueError
+                    notes.append(f"{METHOD_NAMES[method]} example grid left out: {exc}")
+                    grids = []
+                for grid in grids:
+                    title, final = f"{METHOD_NAMES[method]}: {grid.direction}", Path(figures_dir) / grid.path.name
+                    figure_lines += [f"**{title}** (columns: {' | '.join(grid.columns)})", "",
+                                     f"![{title}]({_link(final, base)})", ""]
+            csv = Path(losses_dir) / f"{method}.csv"
+            if not csv.is_file():
+                notes.append(f"`{csv}` is missing: no {METHOD_NAMES[method]} loss curves.")
+                continue
+            try:
+                png = loss_figure(csv, tmp_figures / f"losses_{method}.png", METHOD_NAMES[method])
+            except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+                notes.append(f"{METHOD_NAMES[method]} loss curves left out: {exc}")
+                continue
+            loss_lines += [f"![{METHOD_NAMES[method]} losses]({_link(Path(figures_dir) / png.name, base)})", ""]
+    body += (figure_lines or ["_No translations to show._", ""]) + loss_lines
+    body += ["Faint lines: logged values; solid: a moving average over 5 % of the run.", ""]
+
+    body += ["## Data", ""]
+    if Path(contact_sheet).is_file():
+        body += [f"Contact sheet: [{Path(contact_sheet).name}]({_link(contact_sheet, base)})", "",
+                 f"![contact sheet]({_link(contact_sheet, base)})", ""]
+    else:
+        notes.append(f"`{contact_sheet}` is missing: no contact sheet.")
+    data = metrics.get(DATA, {})
+    if data.get("images"):
+        body += ["Images per split:", "", markdown_table(images_table(data)), ""]
+    if data.get("class_coverage"):
+        body += ["Class frequencies (share of labelled pixels):", "", markdown_table(class_frequency_table(data)), ""]
+
+    if ablations is not None and Path(ablations).is_file():
+        body += ["## Ablations", "", *_demote(Path(ablations).read_text()), ""]
+
+    diff = params_diff_table(params)
+    body += ["## Provenance", "", f"- git commit: `{commit}`", ""]
+    body += ["Params that differ from the defaults in `pipeline/config.py`:", "",
+             markdown_table(diff) if len(diff) else "_None: every param is at its default._", ""]
+    body += ["Stages (wall time from each stage's summary):", "",
+             markdown_table(provenance_table(metrics, load_summaries(models_dir))), ""]
+
+    if notes:
+        lines += ["> **Missing inputs**", ">", *(f"> - {n}" for n in notes), ""]
+    with atomic_file(Path(out)) as tmp:
+        tmp.write_text("\n".join(lines + body).rstrip() + "\n")
+    log.info("wrote %s (%d notes)", out, len(notes))
+    return Path(out)

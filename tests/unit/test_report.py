@@ -1,0 +1,265 @@
+"""The report: table builders on fixture metrics, the markdown renderer, and build_report on a fixture tree."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from pipeline.config import Params
+from pipeline.report import (UPPER_BOUND, build_report, class_frequency_table, diversity_table, fmt,
+                             image_metrics_table, labels_to_photo_table, load_metrics, markdown_table,
+                             params_diff_table, per_class_iou_table, photo_to_labels_table, provenance_table)
+
+SIZE = 16
+IDS = ["s0003", "s0001", "s0007"]
+
+
+def fcn(acc: float, iou: dict | None = None) -> dict:
+    return {"per_pixel_acc": acc, "per_class_acc": acc / 2, "class_iou": acc / 3,
+            "per_class_iou": iou or {"road": 0.9, "sidewalk": 0.5, "wall": None}}
+
+
+def fixture_metrics() -> dict[str, dict]:
+    return {
+        "pix2pix": {"labels_to_photo": fcn(0.71), "ssim": 0.41, "psnr": 17.234, "l1": 0.12,
+                    "fid": {"segmenter_features": 12.3}, "mlflow_run_id": "run-p", "seconds": 12.5},
+        "cyclegan": {"labels_to_photo": fcn(0.52), "photo_to_labels": fcn(0.6), "ssim": 0.3, "psnr": 15.0,
+                     "l1": 0.2, "fid": {"segmenter_features": 20.0}, "mlflow_run_id": "run-c", "seconds": 3.0},
+        "bicyclegan": {"labels_to_photo": fcn(0.65, {"road": 0.8, "car": 0.1}), "ssim": 0.35, "psnr": 16.0,
+                       "l1": 0.15, "diversity": {"pixel_l1": 0.08, "segmenter_features": 0.21},
+                       "fid": {"segmenter_features": 14.0}, "mlflow_run_id": "run-b", "seconds": 4.0},
+        "real_photos": {"labels_to_photo": fcn(0.9), "mlflow_run_id": "run-r", "seconds": 1.0},
+        "baseline": {"labels_to_photo": fcn(0.3), "photo_to_labels": fcn(0.4),
+                     "name_labels_to_photo": "per-class mean colour painting",
+                     "name_photo_to_labels": "per-pixel majority class"},
+        "data": {"images": {"train": 19, "val": 2, "test": 3},
+                 "class_coverage": {"train": {"road": 0.31, "sky": 0.2}, "test": {"road": 0.3, "car": None}},
+                 "seconds": 2.0},
+    }
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def test_labels_to_photo_table_rows_in_the_papers_order():
+    table = labels_to_photo_table(fixture_metrics())
+    assert list(table.columns) == ["Method", "Per-pixel acc.", "Per-class acc.", "Class IOU"]
+    assert list(table["Method"]) == ["Trivial baseline (per-class mean colour painting)", "pix2pix", "CycleGAN",
+                                     "BicycleGAN", UPPER_BOUND]
+    assert table.iloc[1].tolist() == ["pix2pix", "0.710", "0.355", "0.237"]
+
+
+def test_missing_method_row_is_omitted():
+    metrics = fixture_metrics()
+    del metrics["cyclegan"], metrics["real_photos"]
+    assert list(labels_to_photo_table(metrics)["Method"])[1:] == ["pix2pix", "BicycleGAN"]
+
+
+def test_photo_to_labels_has_only_the_rows_that_translate_that_way():
+    table = photo_to_labels_table(fixture_metrics())
+    assert list(table["Method"]) == ["Trivial baseline (per-pixel majority class)", "CycleGAN"]
+
+
+def test_per_class_iou_dashes_nulls_and_drops_classes_absent_everywhere():
+    table = per_class_iou_table(fixture_metrics())
+    assert list(table["Class"]) == ["road", "sidewalk", "car"]  # palette order; "wall" is null everywhere
+    car = table.set_index("Class").loc["car"]
+    assert car["BicycleGAN"] == "0.100" and car["pix2pix"] == "–"
+
+
+def test_image_and_diversity_tables_name_the_feature_space_honestly():
+    assert image_metrics_table(fixture_metrics()).iloc[0].tolist() == ["pix2pix", "0.410", "17.23", "0.120"]
+    table = diversity_table(fixture_metrics())
+    headers = " ".join(table.columns)
+    assert "Fréchet distance (segmenter features)" in headers and "Diversity (pixel L1)" in headers
+    assert "LPIPS" not in headers and "FID" not in headers and "Inception" not in headers
+    row = table.set_index("Method").loc["pix2pix"]
+    assert row["Diversity (pixel L1) ↑"] == "–" and row["Fréchet distance (segmenter features) ↓"] == "12.300"
+
+
+def test_class_frequencies_in_percent():
+    table = class_frequency_table(fixture_metrics()["data"])
+    assert list(table.columns) == ["Class", "train", "test"]
+    assert table.set_index("Class").loc["road"].tolist() == ["31.0 %", "30.0 %"]
+    assert table.set_index("Class").loc["car"].tolist() == ["–", "–"]
+
+
+def test_params_diff_lists_only_changed_keys():
+    p = Params()
+    changed = dataclasses.replace(p, lambda_cyc=5.0, cyclegan=dataclasses.replace(p.cyclegan, use_gan=False))
+    table = params_diff_table(changed)
+    assert table.to_dict("records") == [{"Param": "cyclegan.use_gan", "Value": "false", "Default": "true"},
+                                        {"Param": "lambda_cyc", "Value": "5.0", "Default": "10.0"}]
+    assert params_diff_table(p).empty
+
+
+def test_provenance_table_collects_seconds_devices_and_runs():
+    summaries = {"pix2pix": {"steps": 6, "seconds": 30.0, "images_per_second": 2.5, "device": "cpu",
+                             "mlflow_run_id": "run-p"}}
+    table = provenance_table(fixture_metrics(), summaries).set_index("Stage")
+    assert table.loc["train@pix2pix"].tolist() == ["30.0", "cpu", "run-p", "6 steps, 2.5 images/s"]
+    assert table.loc["evaluate@cyclegan", "MLflow run"] == "run-c"
+    assert table.loc["curate", "Wall time (s)"] == "2.0"
+
+
+def test_fmt_and_markdown_table():
+    assert [fmt(None), fmt(float("nan")), fmt(0.12345), fmt(17.2, 2), fmt(3)] == ["–", "–", "0.123", "17.20", "3.000"]
+    text = markdown_table(pd.DataFrame([{"a": "x|y", "b": "1"}]))
+    assert text.splitlines() == ["| a | b |", "|---|---|", "| x\\|y | 1 |"]
+
+
+# --------------------------------------------------------------------------- build_report
+
+
+def _png(path: Path, value: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((SIZE, SIZE, 3), value, np.uint8)).save(path)
+
+
+def write_tree(root: Path, metrics: dict[str, dict]) -> dict[str, Path]:
+    """A fixture of every input the report reads, in the repository's layout under `root`."""
+    from pipeline.data.store import write_info, write_manifest
+
+    paths = {name: root / rel for name, rel in [
+        ("metrics_dir", "reports/metrics"), ("losses_dir", "reports/losses"), ("translated_dir", "data/translated"),
+        ("curated_dir", "data/curated"), ("models_dir", "data/models"), ("figures_dir", "reports/figures/report"),
+        ("contact_sheet", "reports/figures/contact_sheet.png"), ("out", "reports/report.md")]}
+    paths["metrics_dir"].mkdir(parents=True)
+    for name, value in metrics.items():
+        (paths["metrics_dir"] / f"{name}.json").write_text(json.dumps(value))
+    rng = np.random.default_rng(0)
+    test = paths["curated_dir"] / "test"
+    test.mkdir(parents=True)
+    np.save(test / "photos.npy", rng.integers(0, 256, (len(IDS), SIZE, SIZE, 3), dtype=np.uint8))
+    np.save(test / "labels.npy", rng.integers(0, 19, (len(IDS), SIZE, SIZE), dtype=np.uint8))
+    write_manifest(paths["curated_dir"], pd.DataFrame({"image_id": IDS, "split": "test", "photo_path": "p",
+                                                      "label_path": "l", "conversions": ""}))
+    write_info(paths["curated_dir"], {"image_size": SIZE, "has_labels": True, "num_classes": 19,
+                                      "class_names": [], "splits": {"test": len(IDS)}, "attributes": []})
+    keys = {"pix2pix": ["g_gan", "g_l1", "d_real", "d_fake"], "cyclegan": ["g_gan_a", "cycle_a", "d_a"],
+            "bicyclegan": ["g_gan_vae", "kl", "d_vae"]}
+    for method, kinds in {"pix2pix": ["fake_b"], "cyclegan": ["fake_b", "fake_a"],
+                          "bicyclegan": ["fake_b", "encoded", "samples/0", "samples/1", "samples/10"]}.items():
+        folder = paths["translated_dir"] / method
+        for k, kind in enumerate(kinds):
+            for image_id in IDS[::-1]:  # ids.txt order, not the store's
+                _png(folder / kind / f"{image_id}.png", 40 * k)
+        (folder / "ids.txt").write_text("".join(f"{i}\n" for i in IDS[::-1]))
+        steps = np.arange(0, 200, 10)
+        losses = pd.DataFrame({"step": steps, **{k: 1.0 + rng.random(len(steps)) * (100 if k == "g_l1" else 1)
+                                                 for k in keys[method]}, "lr": 2e-4, "images_per_s": 50.0})
+        paths["losses_dir"].mkdir(parents=True, exist_ok=True)
+        losses.to_csv(paths["losses_dir"] / f"{method}.csv", index=False)
+        (paths["models_dir"] / method).mkdir(parents=True)
+        (paths["models_dir"] / method / "train_summary.json").write_text(json.dumps(
+            {"steps": 6, "seconds": 30.0, "images_per_second": 2.5, "device": "cpu", "mlflow_run_id": f"run-{method}"}))
+    _png(paths["contact_sheet"], 128)
+    return paths
+
+
+def _links(text: str) -> list[str]:
+    return re.findall(r"\]\(([^)]+)\)", text)
+
+
+def test_build_report_writes_every_section_with_existing_image_links(tmp_path):
+    paths = write_tree(tmp_path, fixture_metrics())
+    ablations = tmp_path / "reports/ablations.md"
+    ablations.write_text("# Ablations\n\n## pix2pix loss ablation\n\n| Loss |\n|---|\n| L1 |\n")
+    params = dataclasses.replace(Params(), lambda_cyc=5.0)
+    out = build_report(**paths, params=params, commit="abc1234", ablations=ablations, n_images=2)
+    text = out.read_text()
+    for heading in ["# Image-to-image translation: results", "## Labels → photo (FCN-score)", "## Photo → labels",
+                    "## Per-class IoU (labels → photo)", "## Image similarity (labels → photo)",
+                    "## Diversity and realism", "## Example translations", "## Training losses", "## Data",
+                    "## Ablations", "### pix2pix loss ablation", "## Provenance"]:
+        assert f"\n{heading}\n" in f"\n{text}", heading
+    assert "Missing inputs" not in text and "`abc1234`" in text and "| lambda_cyc | 5.0 | 10.0 |" in text
+    links = _links(text)
+    assert {Path(link).name for link in links} >= {
+        "pix2pix_labels_to_photo.png", "cyclegan_labels_to_photo.png", "cyclegan_photo_to_labels.png",
+        "bicyclegan_labels_to_photo.png", "losses_pix2pix.png", "losses_cyclegan.png", "losses_bicyclegan.png",
+        "contact_sheet.png"}
+    for link in links:
+        assert not Path(link).is_absolute() and (out.parent / link).is_file(), link
+    # BicycleGAN: label | encoded | 3 samples | real photo, 2 rows of 16 px cells with 2 px padding,
+    # enlarged 8x to 128 px cells
+    with Image.open(paths["figures_dir"] / "bicyclegan_labels_to_photo.png") as grid:
+        assert grid.size == (8 * (6 * (SIZE + 2) + 2), 8 * (2 * (SIZE + 2) + 2))
+    assert "sample 3" in text and "encoded z" in text
+
+
+def test_build_report_leaves_out_missing_inputs_with_a_note(tmp_path):
+    metrics = fixture_metrics()
+    del metrics["cyclegan"]
+    paths = write_tree(tmp_path, metrics)
+    (paths["losses_dir"] / "bicyclegan.csv").write_text("")  # an empty CSV must not stop the report
+    import shutil
+    shutil.rmtree(paths["translated_dir"] / "pix2pix")
+    paths["contact_sheet"].unlink()
+    text = build_report(**paths, params=Params(), commit="unknown", ablations=tmp_path / "nope.md",
+                        n_images=1).read_text()
+    assert "Missing inputs" in text and "cyclegan.json` is missing" in text
+    assert "no pix2pix example grid" in text and "contact_sheet.png` is missing" in text
+    assert "BicycleGAN loss curves left out" in text
+    l2p = text.split("## Labels → photo (FCN-score)")[1].split("##")[0]
+    assert "| CycleGAN |" not in l2p and "| BicycleGAN |" in l2p
+    assert "## Ablations" not in text and "every param is at its default" in text
+    for link in _links(text):
+        assert (paths["out"].parent / link).is_file(), link
+
+
+def test_load_metrics_notes_bad_json(tmp_path):
+    (tmp_path / "pix2pix.json").write_text("{not json")
+    metrics, notes = load_metrics(tmp_path)
+    assert metrics == {} and any("pix2pix.json` is not valid JSON" in n for n in notes)
+
+
+def test_report_stage_runs_through_the_cli(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from stages.__main__ import app
+    if "report" not in {c.name for c in app.registered_commands}:
+        import typer
+
+        from stages.report import report
+        app = typer.Typer()
+        app.command("report")(report)
+        app.command("other")(lambda: None)  # a second command keeps "report" a subcommand
+    paths = write_tree(tmp_path, fixture_metrics())
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text("lambda_L1: 50.0\n")
+    args = ["report", "--params", str(params_file)]
+    for name, path in paths.items():
+        args += [f"--{name.replace('_', '-')}", str(path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "| lambda_L1 | 50.0 | 100.0 |" in paths["out"].read_text()
+
+
+def test_grid_rows_follow_ids_txt_and_match_the_store(tmp_path):
+    from pipeline.report_figures import translation_grids
+
+    paths = write_tree(tmp_path, fixture_metrics())
+    grids = translation_grids("cyclegan", paths["translated_dir"] / "cyclegan", paths["curated_dir"],
+                              tmp_path / "figs", n=2)
+    assert [g.direction for g in grids] == ["labels → photo", "photo → labels"]
+    with Image.open(grids[0].path) as img:
+        grid = np.asarray(img)[::8, ::8]  # undo the 8x nearest enlargement
+    photos = np.load(paths["curated_dir"] / "test/photos.npy")
+    first = IDS.index(IDS[::-1][0])  # ids.txt lists the store's ids in reverse
+    cell = grid[2:2 + SIZE, 2 + 2 * (SIZE + 2):2 + 2 * (SIZE + 2) + SIZE]  # row 0, column 2: the real photo
+    np.testing.assert_array_equal(cell, photos[first])
+
+
+def test_build_report_refuses_a_figures_folder_holding_the_contact_sheet(tmp_path):
+    paths = write_tree(tmp_path, fixture_metrics())
+    paths["figures_dir"] = paths["contact_sheet"].parent  # reports/figures: would be replaced whole
+    with pytest.raises(ValueError, match="contact sheet"):
+        build_report(**paths, params=Params(), commit="x")
+    assert paths["contact_sheet"].is_file()

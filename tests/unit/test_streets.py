@@ -1,0 +1,162 @@
+"""The embedded street scenes: determinism, variety, truthful attributes and the raw file layout."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.data import streets
+from pipeline.data.palette import CLASS_NAMES, colour_to_ids
+from pipeline.data.streets import ATTRIBUTES, render_photo, render_scene, sample_style
+
+CAR, PERSON, VEGETATION, TRAFFIC_SIGN = 13, 11, 8, 7
+
+
+@pytest.fixture(scope="module")
+def scenes() -> list[streets.Scene]:
+    return [render_scene(0, i, 64) for i in range(200)]
+
+
+def _files(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_render_scene_is_deterministic_whatever_the_order():
+    first = [render_scene(7, i, 48) for i in (3, 1, 2)]
+    again = [render_scene(7, i, 48) for i in (1, 2, 3)]
+    for a, b in zip(first, [again[2], again[0], again[1]]):
+        assert np.array_equal(a.label, b.label) and np.array_equal(a.photo, b.photo)
+        assert a.attrs == b.attrs
+
+
+def test_seeds_and_indices_give_different_scenes():
+    a, b, c = render_scene(0, 0, 32), render_scene(0, 1, 32), render_scene(1, 0, 32)
+    assert not np.array_equal(a.photo, b.photo) and not np.array_equal(a.photo, c.photo)
+
+
+@pytest.mark.parametrize("size", [32, 64, 256])
+def test_shapes_and_types(size):
+    scene = render_scene(0, 5, size)
+    assert scene.label.shape == (size, size) and scene.label.dtype == np.uint8
+    assert scene.photo.shape == (size, size, 3) and scene.photo.dtype == np.uint8
+    assert tuple(scene.attrs) == ATTRIBUTES and set(scene.attrs.values()) <= {1, -1}
+    assert set(np.unique(scene.label)) <= set(range(len(CLASS_NAMES)))  # no ignore pixels
+
+
+def test_sizes_show_the_same_street():
+    small, large = render_scene(0, 9, 64).label, render_scene(0, 9, 256).label
+    shrunk = large.reshape(64, 4, 64, 4)[:, 1, :, 1]  # nearest sample of each 4x4 block
+    assert (shrunk == small).mean() > 0.85
+
+
+def test_bad_arguments_are_rejected():
+    with pytest.raises(ValueError, match="size"):
+        render_scene(0, 0, 8)
+    with pytest.raises(ValueError, match="seed"):
+        render_scene(-1, 0, 32)
+    with pytest.raises(ValueError, match="square"):
+        render_photo(np.zeros((16, 32), np.uint8), sample_style(np.random.default_rng(0)),
+                     np.random.default_rng(0))
+
+
+def test_enough_classes_cover_the_data_set(scenes):
+    coverage = streets.class_coverage(np.stack([s.label for s in scenes]))
+    assert set(coverage) == set(CLASS_NAMES)
+    assert sum(coverage.values()) == pytest.approx(1.0)
+    assert sum(f >= 0.01 for f in coverage.values()) >= 6, coverage
+    for name in ("road", "sidewalk", "building", "vegetation", "sky", "car", "person", "pole"):
+        assert coverage[name] > 0, name
+
+
+def _style(time_of_day: str):
+    for seed in range(200):
+        style = sample_style(np.random.default_rng(seed))
+        if style.time_of_day == time_of_day and not style.fog_density >= 0.04:
+            return style
+    raise AssertionError(f"no {time_of_day} style in 200 draws")
+
+
+def test_one_label_map_renders_differently_in_two_styles():
+    label = render_scene(0, 4, 64).label
+    day = render_photo(label, _style("day"), np.random.default_rng(0))
+    night = render_photo(label, _style("night"), np.random.default_rng(0))
+    assert np.abs(day.astype(int) - night.astype(int)).mean() > 20
+    again = render_photo(label, _style("day"), np.random.default_rng(0))
+    assert np.array_equal(day, again)
+
+
+def test_render_photo_without_road_still_works():
+    label = np.full((32, 32), 10, np.uint8)
+    label[20:] = 2
+    photo = render_photo(label, sample_style(np.random.default_rng(1)), np.random.default_rng(1))
+    assert photo.shape == (32, 32, 3)
+
+
+def test_content_attributes_match_the_labels(scenes):
+    for scene in scenes:
+        for name, cls in (("Has_Car", CAR), ("Has_Person", PERSON), ("Has_Tree", VEGETATION),
+                          ("Has_Traffic_Sign", TRAFFIC_SIGN)):
+            assert scene.attrs[name] == (1 if (scene.label == cls).any() else -1), name
+        if scene.attrs["Many_Cars"] == 1:
+            assert scene.attrs["Has_Car"] == 1
+        assert not (scene.attrs["Night"] == 1 and scene.attrs["Dusk"] == 1)
+
+
+def test_every_attribute_occurs_both_ways(scenes):
+    for name in ATTRIBUTES:
+        values = {s.attrs[name] for s in scenes}
+        assert values == {1, -1}, name
+
+
+def test_style_attributes_show_in_the_photos(scenes):
+    def mean(images):
+        return float(np.mean([im.mean() for im in images]))
+
+    night = [s.photo for s in scenes if s.attrs["Night"] == 1]
+    day = [s.photo for s in scenes if s.attrs["Night"] == -1 and s.attrs["Dusk"] == -1]
+    assert mean(night) + 30 < mean(day)
+    # fog washes out contrast: foggy day photos have a smaller spread of values
+    clear = [s.photo.std() for s in scenes if s.attrs["Foggy"] == -1 and s.attrs["Night"] == -1]
+    foggy = [s.photo.std() for s in scenes if s.attrs["Foggy"] == 1 and s.attrs["Night"] == -1]
+    assert np.mean(foggy) < np.mean(clear)
+
+
+def test_write_dataset_is_byte_identical_and_parallel_safe(tmp_path):
+    streets.write_dataset(tmp_path / "a", n_images=6, size=32, seed=3)
+    streets.write_dataset(tmp_path / "b", n_images=6, size=32, seed=3)
+    streets.write_dataset(tmp_path / "c", n_images=6, size=32, seed=3, workers=2)
+    a = _files(tmp_path / "a")
+    assert len(a) == 13
+    assert a == _files(tmp_path / "b") == _files(tmp_path / "c")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c"]  # no temporaries left
+
+
+def test_written_files_hold_the_scenes(tmp_path):
+    out = tmp_path / "raw"
+    (out / "stale").mkdir(parents=True)  # an older output is replaced as a whole
+    streets.write_dataset(out, n_images=4, size=32, seed=5)
+    assert not (out / "stale").exists()
+    lines = (out / "list_attr.csv").read_text().splitlines()
+    assert lines[0] == ",".join(["image_id", *ATTRIBUTES])
+    assert [line.split(",")[0] for line in lines[1:]] == [f"{i:06d}.png" for i in range(4)]
+    for i, line in enumerate(lines[1:]):
+        scene = render_scene(5, i, 32)
+        assert line.split(",")[1:] == [str(scene.attrs[a]) for a in ATTRIBUTES]
+        photo = np.asarray(Image.open(out / "photos" / f"{i:06d}.png"))
+        colours = np.asarray(Image.open(out / "labels" / f"{i:06d}.png"))
+        assert photo.shape == (32, 32, 3) and np.array_equal(photo, scene.photo)
+        ids, off = colour_to_ids(colours)
+        assert not off.any() and np.array_equal(ids, scene.label)
+
+
+def test_write_dataset_rejects_bad_counts(tmp_path):
+    with pytest.raises(ValueError, match="n_images"):
+        streets.write_dataset(tmp_path / "x", n_images=0, size=32, seed=0)
+
+
+def test_contact_sheet_and_benchmark(tmp_path):
+    scenes = [render_scene(0, i, 32) for i in range(5)]
+    streets.contact_sheet(scenes, tmp_path / "sheet.png", columns=2)
+    sheet = Image.open(tmp_path / "sheet.png")
+    assert sheet.mode == "RGB" and sheet.width > 2 * 2 * 32 and sheet.height > 3 * 32
+    assert streets.benchmark(32, 3) > 0
