@@ -138,8 +138,8 @@ GanMode = Literal["vanilla", "lsgan"]
 class Pix2PixConfig:
     """`pix2pix`: Isola et al. 2017. Loss weight lambda_L1 lives at the top level."""
 
-    iters: int = 1500
-    iters_decay: int = 1500
+    iters: int = 700
+    iters_decay: int = 700
     batch_size: int = 4
     generator: str = "unet_64"
     discriminator: Literal["patch", "pixel"] = "patch"
@@ -167,8 +167,8 @@ class Pix2PixConfig:
 class CycleGANConfig:
     """`cyclegan`: Zhu et al. 2017. Loss weights lambda_cyc and lambda_idt live at the top level."""
 
-    iters: int = 1500
-    iters_decay: int = 1500
+    iters: int = 500
+    iters_decay: int = 500
     batch_size: int = 1
     generator: str = "resnet_6blocks"
     n_layers_D: int = 3
@@ -194,8 +194,8 @@ class CycleGANConfig:
 class BicycleGANConfig:
     """`bicyclegan`: Zhu et al. 2017b. Loss weights lambda_img, lambda_kl, lambda_z and nz are top level."""
 
-    iters: int = 1500
-    iters_decay: int = 1500
+    iters: int = 500
+    iters_decay: int = 500
     batch_size: int = 4  # halves go through cVAE-GAN and cLR-GAN
     generator: str = "unet_64"
     encoder: str = "resnet_64"
@@ -225,10 +225,10 @@ class SegmenterConfig:
     """`segmenter`: the network behind the FCN-score, trained on the train split's real photos."""
 
     arch: Literal["small_fcn", "fcn_resnet50", "deeplabv3_mobilenet"] = "small_fcn"
-    width: int = 32
-    steps: int = 1500
+    width: int = 16
+    steps: int = 600
     batch_size: int = 16
-    lr: float = 1e-3
+    lr: float = 3e-3
     weights: str | None = None  # a folder holding a user's trained segmenter: used instead of training
 
     def __post_init__(self) -> None:
