@@ -243,8 +243,7 @@ class EvaluateConfig:
     """`evaluate`: batch size of translation and evaluation, and locally stored metric weights."""
 
     batch_size: int = 32
-    lpips_weights: str | None = None  # LPIPS weights file; without it diversity uses named substitutes
-    inception_weights: str | None = None  # Inception weights for FID; without it the segmenter's features
+    lpips_weights: str | None = None  # LPIPS weights (safetensors); adds diversity.lpips beside the substitutes
 
     def __post_init__(self) -> None:
         _check("evaluate.batch_size", self.batch_size >= 1, f"must be >= 1, got {self.batch_size}")

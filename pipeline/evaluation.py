@@ -14,7 +14,7 @@ from pipeline.data.palette import CLASS_NAMES, IGNORE_ID, NUM_CLASSES, ids_to_co
 from pipeline.data.store import load_split
 from pipeline.inference import read_translated
 from pipeline.metrics.fcn_score import ConfusionAccumulator, colours_to_ids
-from pipeline.metrics.image import diversity, frechet_distance, paired_image_metrics
+from pipeline.metrics.image import diversity, diversity_lpips, frechet_distance, paired_image_metrics
 from pipeline.metrics.segmenter import feature_maps, features, predict
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,9 @@ def baselines(curated: Path, segmenter: nn.Module, *, batch_size: int, device: t
 
 
 def evaluate_translations(translated: Path, curated: Path, segmenter: nn.Module, *, batch_size: int,
-                          device: torch.device) -> dict[str, Any]:
-    """Every metric that applies to one method's translations of the test split."""
+                          device: torch.device, lpips_weights: Path | None = None) -> dict[str, Any]:
+    """Every metric that applies to one method's translations of the test split (LPIPS diversity
+    too when its weights are stored locally)."""
     test = load_split(curated, "test")
     ids = (translated / "ids.txt").read_text().split()
     if ids != test.ids:
@@ -90,6 +91,8 @@ def evaluate_translations(translated: Path, curated: Path, segmenter: nn.Module,
     if len(sample_dirs) >= 2:
         samples = np.stack([read_translated(d, ids) for d in sample_dirs])  # (K, N, H, W, 3)
         metrics["diversity"] = diversity(samples, lambda x: feature_maps(segmenter, x, batch_size, device))
+        if lpips_weights is not None:
+            metrics["diversity"]["lpips"] = diversity_lpips(samples, lpips_weights)
         # every sample is a labels -> photo output: the FCN-score over all of them, too
         metrics["labels_to_photo_samples"] = fcn_score(
             segmenter, samples.reshape(-1, *samples.shape[2:]), np.tile(labels, (len(samples), 1, 1)),

@@ -33,8 +33,9 @@ app.command("bench")(bench)
 def _before_any_command() -> None:
     import torch
 
-    # GAN weights and gradients drift into denormal floats, which x86 CPUs compute ~10x slower
-    # (pix2pix went from 0.13 to 1.4 s/step mid-run); flushing them to zero costs no accuracy.
+    # GAN weights, gradients and Adam moments can drift into denormal floats, which x86 CPUs
+    # compute many times slower (a pix2pix checkpoint stepped at 1.4 s without and 0.13 s with
+    # flushing, on a shared machine); flushing them to zero does not matter at these magnitudes.
     # Here rather than at import so that `--help` stays free of the torch import.
     torch.set_flush_denormal(True)
 

@@ -91,12 +91,13 @@ def evaluate(
 
     cfg = read_params(params)
     started = time.perf_counter()
-    with domain_errors(ValueError, FileNotFoundError):
+    with domain_errors(ValueError, FileNotFoundError, RuntimeError):
         device = pick_device(cfg.train.device)
         net, _ = load_segmenter(segmenter_dir)
         net.to(device).eval()
+        lpips = Path(cfg.evaluate.lpips_weights) if cfg.evaluate.lpips_weights else None
         metrics = evaluate_translations(translated_dir, data_dir, net, batch_size=cfg.evaluate.batch_size,
-                                        device=device)
+                                        device=device, lpips_weights=lpips)
         model_config = json.loads((model_dir / "config.json").read_text())
     run_id = model_config.get("mlflow_run_id")
     metrics.update(mlflow_run_id=run_id, seconds=time.perf_counter() - started)

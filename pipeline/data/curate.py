@@ -6,13 +6,9 @@ and renamed onto `out_dir` only once complete.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import shutil
-import tempfile
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +19,7 @@ from pipeline.config import CurateConfig, SplitConfig
 from pipeline.data import palette, store
 from pipeline.data.attributes import filter_by_attributes, filter_counts, read_attr_table, read_partition
 from pipeline.data.images import BadImage, load_label, load_rgb, resize_square
+from pipeline.io import atomic_dir
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +76,7 @@ def curate(images_dir: Path, out_dir: Path, cfg: CurateConfig, image_size: int, 
         rejects += [(str(files[i]), f"not listed in the partition file {partition_path}") for i in kept.index[unlisted]]
         kept = kept.loc[~unlisted]
 
-    with _atomic_dir(Path(out_dir)) as tmp:
+    with atomic_dir(Path(out_dir)) as tmp:
         ok, photos, labels, conversions = _load_all(kept.index.tolist(), files, labels_dir, cfg, image_size,
                                                     tmp, rejects)
         kept_ids = kept.index[ok]
@@ -271,31 +268,3 @@ def _reason_counts(rejects: list[tuple[str, str]]) -> str:
     """'file not found: 3, truncated or corrupt: 1', grouping reasons by the text before ':'."""
     counts = Counter(reason.split(":")[0] for _, reason in rejects)
     return ", ".join(f"{kind}: {count}" for kind, count in counts.most_common())
-
-
-@contextlib.contextmanager
-def _atomic_dir(out_dir: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of `out_dir`; on success it replaces `out_dir`, on failure it goes."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    for stale in [*out_dir.parent.glob(f".{out_dir.name}.tmp-*"), *out_dir.parent.glob(f".{out_dir.name}.old-*")]:
-        log.warning("removing %s, left by an interrupted curate", stale)
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if not out_dir.exists() and not out_dir.is_symlink():
-        os.rename(tmp, out_dir)
-        return
-    # a directory cannot be renamed onto a non-empty one: move the old one aside first
-    old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-    os.rename(out_dir, old / out_dir.name)
-    try:
-        os.rename(tmp, out_dir)
-    except BaseException:
-        os.rename(old / out_dir.name, out_dir)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(old, ignore_errors=True)

@@ -7,8 +7,6 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing
-import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pipeline.io import atomic_dir
 from pipeline.data.palette import CLASS_NAMES, NUM_CLASSES, ids_to_colour
 from pipeline.data.streets_render import (BUILDING, CAR, FENCE, FOGGY_DENSITY, PERSON, POLE, ROAD,
                                           SIDEWALK, SKY, TERRAIN, TRAFFIC_LIGHT, TRAFFIC_SIGN,
@@ -321,12 +320,9 @@ def write_dataset(out_dir: Path, n_images: int, size: int, seed: int, workers: i
     if n_images < 1 or workers < 1:
         raise ValueError(f"n_images and workers must be >= 1, got {n_images} and {workers}")
     out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f"{out_dir.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
     started = time.perf_counter()
-    try:
-        (tmp / "photos").mkdir(parents=True)
+    with atomic_dir(out_dir) as tmp:
+        (tmp / "photos").mkdir()
         (tmp / "labels").mkdir()
         chunk = max(1, math.ceil(n_images / (4 * workers)))
         jobs = [(tmp, a, min(a + chunk, n_images), size, seed) for a in range(0, n_images, chunk)]
@@ -337,12 +333,6 @@ def write_dataset(out_dir: Path, n_images: int, size: int, seed: int, workers: i
                 parts = pool.map(_write_chunk, jobs)
         lines = [",".join(["image_id", *ATTRIBUTES])] + [row for part in parts for row in part]
         (tmp / "list_attr.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
     log.info("wrote %d street scenes (%d px) to %s in %.1f s", n_images, size, out_dir,
              time.perf_counter() - started)
 
