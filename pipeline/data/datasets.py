@@ -74,6 +74,8 @@ class BatchSampler:
             self.index_a, self.index_b = torch.arange(0, half), torch.arange(half, 2 * half)
         self.spec = spec
         self.device = device
+        self._perm: dict[int, torch.Tensor] = {}
+        self._perm_key: dict[int, tuple[int, int]] = {}
         # labels are resized with nearest so that every pixel stays a palette colour
         self.a = _resize(torch.from_numpy(np.array(a)), spec.load_size, "nearest").to(device)
         self.b = _resize(torch.from_numpy(np.array(b)), spec.load_size, "bicubic").to(device)
@@ -84,9 +86,17 @@ class BatchSampler:
         out = []
         for pos in range(step * bs, step * bs + bs):
             epoch, offset = divmod(pos, n)
-            g = torch.Generator().manual_seed(hash((self.spec.seed, stream, epoch)) & 0x7FFF_FFFF_FFFF)
-            out.append(int(pool[torch.randperm(n, generator=g)[offset]]))
+            out.append(int(pool[self._permutation(n, stream, epoch)[offset]]))
         return torch.tensor(out)
+
+    def _permutation(self, n: int, stream: int, epoch: int) -> torch.Tensor:
+        """The epoch's order, drawn once per (stream, epoch) rather than once per item."""
+        key = (stream, epoch)
+        if self._perm_key.get(stream) != key:
+            # hash of a tuple of ints is the same in every process (no string hashing involved)
+            g = torch.Generator().manual_seed(hash((self.spec.seed, stream, epoch)) & 0x7FFF_FFFF_FFFF)
+            self._perm[stream], self._perm_key[stream] = torch.randperm(n, generator=g), key
+        return self._perm[stream]
 
     def batch(self, step: int) -> Batch:
         spec = self.spec
