@@ -8,6 +8,7 @@ import typer
 from stages.ablate import ablate, ablation_report
 from stages.bench import bench
 from stages.curate import curate
+from stages.download import download
 from stages.evaluate import evaluate, train_segmenter
 from stages.prepare import prepare
 from stages.report import report
@@ -27,6 +28,7 @@ app.command("report")(report)
 app.command("ablate")(ablate)
 app.command("ablation-report")(ablation_report)
 app.command("bench")(bench)
+app.command("download")(download)
 
 
 @app.callback()
