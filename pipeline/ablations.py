@@ -177,10 +177,15 @@ def row_overrides(study: Study, label: str, baseline: Params, budget: str = "def
 # --------------------------------------------------------------------------- DVC commands
 
 
+def study_key(study: Study, budget: str = "default") -> str:
+    """The study and budget as they prefix experiment names: `pix2pix_loss`, `pix2pix_loss-small`."""
+    return "-".join([study.name, *([budget] if budget != "default" else [])])
+
+
 def exp_name(study: Study, label: str, budget: str = "default") -> str:
     """A DVC-safe experiment name (a valid git ref part): `cyclegan_table4-gan-forward-cycle`."""
     slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
-    return "-".join([study.name, *([budget] if budget != "default" else []), slug])
+    return f"{study_key(study, budget)}-{slug}"
 
 
 def render_value(value: Any) -> str:
@@ -236,6 +241,70 @@ def dvc_commands(study: Study, baseline: Params, budget: str = "default", queue:
     if queue:
         commands.append(["dvc", "queue", "start", "-j", str(jobs)])
     return commands
+
+
+# --------------------------------------------------------------------------- MLflow run labels
+
+# the top-level loss weights each method reads (as in dvc.yaml's train stage)
+METHOD_WEIGHTS: dict[str, tuple[str, ...]] = {
+    "pix2pix": ("lambda_L1",),
+    "cyclegan": ("lambda_cyc", "lambda_idt"),
+    "bicyclegan": ("lambda_img", "lambda_kl", "lambda_z", "nz"),
+}
+
+
+def study_tag(study: Study, budget: str = "default") -> str:
+    """The MLflow tag that marks a run as a row of a study; its value is the row label. One key per
+    study, because one run can be a row of several (the default pix2pix run is the baseline row of
+    three studies)."""
+    return f"ablation.{study_key(study, budget)}"
+
+
+def study_row(experiment: str | None) -> tuple[Study, str, str] | None:
+    """(study, row label, budget) of a DVC experiment named by `exp_name`, else None."""
+    for study in PRESETS.values():
+        for label, _ in study.rows:
+            for budget in BUDGETS:
+                if experiment == exp_name(study, label, budget):
+                    return study, label, budget
+    return None
+
+
+def changed_params(params: Params, method: str) -> str:
+    """`key=value, ...` for the params that differ from the code's defaults (`Params()`), leaving
+    out the other methods' sections and loss weights (they cannot change this method's run)."""
+    others = {m for m in METHOD_WEIGHTS if m != method}
+    foreign = {w for m in others for w in METHOD_WEIGHTS[m]} - set(METHOD_WEIGHTS.get(method, ()))
+    ours, base = params.as_flat_dict(), Params().as_flat_dict()
+    changed = [f"{key}={render_value(value)}" for key, value in sorted(ours.items())
+               if value != base.get(key) and key not in foreign and key.split(".")[0] not in others]
+    return ", ".join(changed) or "none"
+
+
+def run_labels(method: str, params: Params, experiment: str | None) -> tuple[str, dict[str, str]]:
+    """The MLflow run name and tags that tell one training run from the others of its experiment:
+    `<study>: <row>` and the study tag for a study's row, `<method> <dvc experiment>` for other DVC
+    experiments, the method's name in the workspace; always the changed params."""
+    tags = {"changed_params": changed_params(params, method)}
+    found = study_row(experiment)
+    if found is not None and found[0].method == method:
+        study, label, budget = found
+        tags[study_tag(study, budget)] = label
+        return f"{study_key(study, budget)}: {label}", tags
+    return (f"{method} {experiment}" if experiment else method), tags
+
+
+def row_run_tags(studies: list[Study], experiments: list[dict[str, Any]],
+                 budget: str = "default") -> dict[str, dict[str, str]]:
+    """MLflow run id -> study tags, for every row with a finished run. A row whose params equal the
+    baseline's reuses a run DVC did not repeat (made in the workspace or by another study), so the
+    tag is added afterwards to put it beside the study's other rows in the UI."""
+    tags: dict[str, dict[str, str]] = {}
+    for study in studies:
+        for row in ablation_rows(study, experiments, budget):
+            if row["status"] == "success" and row["mlflow_run_id"]:
+                tags.setdefault(row["mlflow_run_id"], {})[study_tag(study, budget)] = row["label"]
+    return tags
 
 
 # --------------------------------------------------------------------------- reading results

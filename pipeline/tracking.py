@@ -64,6 +64,32 @@ def git_commit(root: Path) -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
+def dvc_experiment() -> str | None:
+    """The DVC experiment being run: dvc sets $DVC_EXP_NAME for `dvc exp run`, queued or not."""
+    return os.environ.get("DVC_EXP_NAME") or None
+
+
+def tag_runs(tags_by_run: dict[str, dict[str, str]], uri: str | None = None) -> int:
+    """Adds tags to runs already in the store; returns how many runs were tagged. A run that is
+    missing, or a store that cannot be written, is reported and skipped."""
+    uri = uri or tracking_uri()
+    tagged = 0
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        for run_id, tags in tags_by_run.items():
+            try:
+                for key, value in tags.items():
+                    client.set_tag(run_id, key, _stringify(value))
+                tagged += 1
+            except Exception as exc:  # noqa: BLE001 - one missing run must not hide the others
+                log.warning("MLflow run %s in %s not tagged (%s: %s)", run_id, uri, type(exc).__name__, exc)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("MLflow store %s cannot be written (%s: %s); runs not tagged", uri, type(exc).__name__, exc)
+    return tagged
+
+
 def _stringify(value: Any) -> str:
     text = str(value)
     return text if len(text) <= 6000 else text[:5997] + "..."  # MLflow's param value limit
@@ -93,7 +119,7 @@ class MlflowTracker:
             else:
                 experiment_id = found.experiment_id
             all_tags = {"git_commit": git_commit(root),
-                        "dvc_experiment": os.environ.get("DVC_EXP_NAME", "workspace"),
+                        "dvc_experiment": dvc_experiment() or "workspace",
                         **(tags or {})}
             if run_id is not None:  # a resumed training continues its own run
                 self._client.update_run(run_id, status="RUNNING")

@@ -68,12 +68,14 @@ def ablation_report(
     budget: str = typer.Option("default", help="The budget the experiments ran with."),
     all_commits: bool = typer.Option(False, help="Look for experiments of every commit (dvc exp show -A), "
                                                  "not only those based on HEAD."),
+    tag_runs_: bool = typer.Option(True, "--tag-runs/--no-tag-runs",
+                                   help="Tag each row's MLflow run with its study (ablation.<study> = row)."),
     params: Path = ParamsOption,
 ) -> None:
     """Tables of the papers' ablations from the DVC experiments that ran them."""
-    from pipeline.ablations import PRESETS, ablations_markdown, as_json, parse_exp_show, study_for
+    from pipeline.ablations import PRESETS, ablations_markdown, as_json, parse_exp_show, row_run_tags, study_for
     from pipeline.io import atomic_file, write_json
-    from pipeline.tracking import repo_root
+    from pipeline.tracking import repo_root, tag_runs
 
     cfg = read_params(params)
     with domain_errors(ValueError, RuntimeError, OSError):
@@ -90,3 +92,7 @@ def ablation_report(
             tmp.write_text(ablations_markdown(studies, experiments, budget))
         write_json(json_out, {s.name: as_json(s, experiments, budget) for s in studies})
     log.info("wrote %s and %s (%d experiments found)", out, json_out, len(experiments))
+    if tag_runs_:  # rows that reused an earlier run get the study's tag too, for the MLflow compare view
+        runs = row_run_tags(studies, experiments, budget)
+        if runs:
+            log.info("tagged %d of %d MLflow runs with their study rows", tag_runs(runs), len(runs))

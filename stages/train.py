@@ -35,12 +35,13 @@ def train(
     """Train one translation method and record the run in MLflow."""
     import torch
 
+    from pipeline.ablations import run_labels
     from pipeline.checkpoint import export_networks
     from pipeline.config import METHODS
     from pipeline.data.datasets import BatchSampler, SamplerSpec, domain_arrays, fixed_batch
     from pipeline.io import atomic_dir, write_json
     from pipeline.models import build_model
-    from pipeline.tracking import MlflowTracker
+    from pipeline.tracking import MlflowTracker, dvc_experiment
     from pipeline.training import LoopSettings, fit, resumable_run_id
 
     cfg = read_params(params)
@@ -60,8 +61,10 @@ def train(
         sample_batch = fixed_batch(data_dir, "val", 4, device)
     config = {"method": method, "params": dataclasses.asdict(cfg)}
     model = build_model(method, cfg, device, seed=cfg.seed)
-    tags = {"method": method, "dataset": cfg.data.source, "device": str(device)}
-    tracker = MlflowTracker(cfg.train.mlflow_experiment, run_name=method, tags=tags,
+    # run name and tags tell a study's rows apart in the MLflow UI (study, row, changed params)
+    run_name, labels = run_labels(method, cfg, dvc_experiment())
+    tags = {"method": method, "dataset": cfg.data.source, "device": str(device), **labels}
+    tracker = MlflowTracker(cfg.train.mlflow_experiment, run_name=run_name, tags=tags,
                             run_id=resumable_run_id(state_dir, config))
     tracker.log_params({"method": method, **cfg.as_flat_dict()})
     loop = LoopSettings(cfg.train.log_every, cfg.train.sample_every, cfg.train.checkpoint_every, progress)

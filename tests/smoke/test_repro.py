@@ -107,6 +107,13 @@ def test_dvc_repro_runs_every_stage_and_exp_run_touches_only_cyclegan(tmp_path):
     assert "train@cyclegan" in out and "evaluate@cyclegan" in out
     for stage in ("train@pix2pix", "train@bicyclegan", "curate", "prepare", "train_segmenter", "evaluate@pix2pix"):
         assert f"Running stage '{stage}'" not in out
+    # dvc passes the experiment's name to the stage ($DVC_EXP_NAME): it names and tags the new run
+    before = {r.info.run_id for r in runs}
+    new = [r for r in client.search_runs([runs[0].info.experiment_id]) if r.info.run_id not in before]
+    assert len(new) == 1 and new[0].data.tags["dvc_experiment"] not in ("", "workspace")
+    assert new[0].info.run_name == f"cyclegan {new[0].data.tags['dvc_experiment']}"
+    assert "lambda_cyc=5.0" in new[0].data.tags["changed_params"].split(", ")
+    assert "labels_to_photo.per_pixel_acc" in new[0].data.metrics
 
 
 def test_killed_training_resumes_to_the_same_weights(tmp_path):

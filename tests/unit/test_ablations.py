@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from pipeline.ablations import (BUDGETS, NOT_RUN, PRESETS, ablation_table, ablations_markdown, apply_overrides,
-                                deepest_patch_layers, dvc_commands, exp_name, generator_pair, parse_exp_show,
-                                render_value, row_overrides, study_for)
+                                changed_params, deepest_patch_layers, dvc_commands, exp_name, generator_pair,
+                                parse_exp_show, render_value, row_overrides, row_run_tags, run_labels, study_for,
+                                study_row)
 from pipeline.config import ConfigError, Params, flatten
 
 DEFAULT_KEYS = set(flatten(dataclasses.asdict(Params())))
@@ -166,6 +167,39 @@ def test_exp_names_are_unique_and_valid_git_refs():
         assert "/" not in name and name == name.lower()
     assert exp_name(PRESETS["cyclegan_table4"], "GAN + forward cycle") == "cyclegan_table4-gan-forward-cycle"
     assert exp_name(PRESETS["pix2pix_patch"], "1x1 (PixelGAN)", "small") == "pix2pix_patch-small-1x1-pixelgan"
+
+
+def test_every_experiment_name_maps_back_to_its_study_row():
+    for study, label, _ in _all_rows():
+        for budget in BUDGETS:
+            found = study_row(exp_name(study, label, budget))
+            assert found is not None and (found[0].name, found[1], found[2]) == (study.name, label, budget)
+    assert study_row("exp-abc12") is None and study_row(None) is None
+
+
+def test_run_labels_name_a_studys_row_and_its_changed_params():
+    study = PRESETS["cyclegan_table4"]
+    cfg = apply_overrides(Params(), {**row_overrides(study, "GAN alone", Params(), "small"), "lambda_L1": 1.0})
+    name, tags = run_labels("cyclegan", cfg, exp_name(study, "GAN alone", "small"))
+    assert name == "cyclegan_table4-small: GAN alone" and tags["ablation.cyclegan_table4-small"] == "GAN alone"
+    # pix2pix's weight cannot change a CycleGAN run, so it is left out
+    assert tags["changed_params"] == "cyclegan.iters=250, cyclegan.iters_decay=250, lambda_cyc=0.0"
+    assert changed_params(cfg, "pix2pix") == "lambda_L1=1.0"
+    other = run_labels("pix2pix", cfg, exp_name(study, "GAN alone", "small"))  # not the study's method
+    assert other[0] == "pix2pix cyclegan_table4-small-gan-alone" and len(other[1]) == 1
+    assert run_labels("pix2pix", Params(), "exp-abc12") == ("pix2pix exp-abc12", {"changed_params": "none"})
+    assert run_labels("pix2pix", Params(), None)[0] == "pix2pix"
+
+
+def test_row_run_tags_put_a_shared_run_in_every_study_it_serves():
+    runs = {"L1+cGAN": "base", "L1": "run-l1", "U-Net (L1+cGAN)": "base"}
+    experiments = [{"name": exp_name(PRESETS[s], label), "status": "success", "timestamp": "t",
+                    "metrics": {"reports/metrics/pix2pix.json": {"mlflow_run_id": runs[label]}}}
+                   for s, label in (("pix2pix_loss", "L1+cGAN"), ("pix2pix_loss", "L1"),
+                                    ("pix2pix_generator", "U-Net (L1+cGAN)"))]
+    tags = row_run_tags([PRESETS["pix2pix_loss"], PRESETS["pix2pix_generator"]], experiments)
+    assert tags == {"base": {"ablation.pix2pix_loss": "L1+cGAN", "ablation.pix2pix_generator": "U-Net (L1+cGAN)"},
+                    "run-l1": {"ablation.pix2pix_loss": "L1"}}
 
 
 def test_render_value_round_trips_through_yaml():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from pipeline.tracking import MlflowTracker, repo_root, tracking_uri
+from pipeline.tracking import MlflowTracker, repo_root, tag_runs, tracking_uri
 
 
 def test_run_is_recorded_with_params_metrics_tags_and_artifacts(tmp_path, mlflow_uri, monkeypatch):
@@ -63,3 +63,13 @@ def test_store_resolves_to_the_repo_root_even_from_a_subfolder(tmp_path, monkeyp
     assert tracking_uri() == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
     monkeypatch.setenv("DVC_ROOT", str(tmp_path / "a"))  # dvc's queued experiments point here
     assert repo_root() == (tmp_path / "a").resolve()
+
+
+def test_tag_runs_tags_existing_runs_and_skips_missing_ones(mlflow_uri, caplog):
+    tracker = MlflowTracker("test-tracking", run_name="pix2pix")
+    tracker.finish()
+    with caplog.at_level(logging.WARNING, logger="pipeline.tracking"):
+        tagged = tag_runs({tracker.run_id: {"ablation.pix2pix_loss": "L1+cGAN"}, "no-such-run": {"a": "b"}})
+    assert tagged == 1 and any("no-such-run" in r.getMessage() for r in caplog.records)
+    tags = MlflowClient(tracking_uri=mlflow_uri).get_run(tracker.run_id).data.tags
+    assert tags["ablation.pix2pix_loss"] == "L1+cGAN"
