@@ -74,13 +74,24 @@ def load_metrics(metrics_dir: Path) -> tuple[dict[str, dict[str, Any]], list[str
 
 
 def _fcn_rows(metrics: dict[str, dict[str, Any]], direction: str) -> list[tuple[str, dict[str, Any]]]:
-    """(row label, scores) in the papers' order: trivial baseline, methods, real photos last."""
+    """(row label, scores) in the papers' order: trivial baselines, methods, real photos last.
+
+    baseline.json may hold several baselines per direction: `<direction>` and `<direction>_<variant>`,
+    each named by `name_<key>`. A method that samples (BicycleGAN) gets a second row for the score
+    over all its random-z samples (`<direction>_samples`), since one fixed z is one style of many.
+    """
     rows = []
     baseline = metrics.get(BASELINE, {})
-    if isinstance(baseline.get(direction), dict):
-        rows.append((f"Trivial baseline ({baseline.get(f'name_{direction}', 'unnamed')})", baseline[direction]))
-    rows += [(METHOD_NAMES[m], metrics[m][direction]) for m in METHODS
-             if isinstance(metrics.get(m, {}).get(direction), dict)]
+    keys = [k for k in baseline if (k == direction or k.startswith(f"{direction}_")) and isinstance(baseline[k], dict)]
+    for key in sorted(keys, key=lambda k: baseline[k].get("per_pixel_acc") or 0.0):  # weakest first
+        rows.append((f"Trivial baseline ({baseline.get(f'name_{key}', 'unnamed')})", baseline[key]))
+    for m in METHODS:
+        scores = metrics.get(m, {})
+        sampled = scores.get(f"{direction}_samples")
+        if isinstance(scores.get(direction), dict):
+            rows.append((METHOD_NAMES[m] + (" (one fixed z)" if isinstance(sampled, dict) else ""), scores[direction]))
+        if isinstance(sampled, dict):
+            rows.append((f"{METHOD_NAMES[m]} (all random-z samples)", sampled))
     if isinstance(metrics.get(REAL, {}).get(direction), dict):
         rows.append((UPPER_BOUND, metrics[REAL][direction]))
     return rows

@@ -31,11 +31,14 @@ def fixture_metrics() -> dict[str, dict]:
                     "fid": {"segmenter_features": 12.3}, "mlflow_run_id": "run-p", "seconds": 12.5},
         "cyclegan": {"labels_to_photo": fcn(0.52), "photo_to_labels": fcn(0.6), "ssim": 0.3, "psnr": 15.0,
                      "l1": 0.2, "fid": {"segmenter_features": 20.0}, "mlflow_run_id": "run-c", "seconds": 3.0},
-        "bicyclegan": {"labels_to_photo": fcn(0.65, {"road": 0.8, "car": 0.1}), "ssim": 0.35, "psnr": 16.0,
+        "bicyclegan": {"labels_to_photo": fcn(0.65, {"road": 0.8, "car": 0.1}), "labels_to_photo_samples": fcn(0.68),
+                       "ssim": 0.35, "psnr": 16.0,
                        "l1": 0.15, "diversity": {"pixel_l1": 0.08, "segmenter_features": 0.21},
                        "fid": {"segmenter_features": 14.0}, "mlflow_run_id": "run-b", "seconds": 4.0},
         "real_photos": {"labels_to_photo": fcn(0.9), "mlflow_run_id": "run-r", "seconds": 1.0},
         "baseline": {"labels_to_photo": fcn(0.3), "photo_to_labels": fcn(0.4),
+                     "labels_to_photo_label_colours": fcn(0.2),
+                     "name_labels_to_photo_label_colours": "label colours as the photo",
                      "name_labels_to_photo": "per-class mean colour painting",
                      "name_photo_to_labels": "per-pixel majority class"},
         "data": {"images": {"train": 19, "val": 2, "test": 3},
@@ -50,15 +53,18 @@ def fixture_metrics() -> dict[str, dict]:
 def test_labels_to_photo_table_rows_in_the_papers_order():
     table = labels_to_photo_table(fixture_metrics())
     assert list(table.columns) == ["Method", "Per-pixel acc.", "Per-class acc.", "Class IOU"]
-    assert list(table["Method"]) == ["Trivial baseline (per-class mean colour painting)", "pix2pix", "CycleGAN",
-                                     "BicycleGAN", UPPER_BOUND]
-    assert table.iloc[1].tolist() == ["pix2pix", "0.710", "0.355", "0.237"]
+    assert list(table["Method"]) == ["Trivial baseline (label colours as the photo)",
+                                     "Trivial baseline (per-class mean colour painting)", "pix2pix", "CycleGAN",
+                                     "BicycleGAN (one fixed z)", "BicycleGAN (all random-z samples)", UPPER_BOUND]
+    assert table.iloc[2].tolist() == ["pix2pix", "0.710", "0.355", "0.237"]
+    assert table.iloc[5].tolist()[:2] == ["BicycleGAN (all random-z samples)", "0.680"]
 
 
 def test_missing_method_row_is_omitted():
     metrics = fixture_metrics()
     del metrics["cyclegan"], metrics["real_photos"]
-    assert list(labels_to_photo_table(metrics)["Method"])[1:] == ["pix2pix", "BicycleGAN"]
+    assert list(labels_to_photo_table(metrics)["Method"])[2:] == ["pix2pix", "BicycleGAN (one fixed z)",
+                                                                  "BicycleGAN (all random-z samples)"]
 
 
 def test_photo_to_labels_has_only_the_rows_that_translate_that_way():
@@ -70,7 +76,7 @@ def test_per_class_iou_dashes_nulls_and_drops_classes_absent_everywhere():
     table = per_class_iou_table(fixture_metrics())
     assert list(table["Class"]) == ["road", "sidewalk", "car"]  # palette order; "wall" is null everywhere
     car = table.set_index("Class").loc["car"]
-    assert car["BicycleGAN"] == "0.100" and car["pix2pix"] == "–"
+    assert car["BicycleGAN (one fixed z)"] == "0.100" and car["pix2pix"] == "–"
 
 
 def test_image_and_diversity_tables_name_the_feature_space_honestly():
@@ -208,7 +214,7 @@ def test_build_report_leaves_out_missing_inputs_with_a_note(tmp_path):
     assert "no pix2pix example grid" in text and "contact_sheet.png` is missing" in text
     assert "BicycleGAN loss curves left out" in text
     l2p = text.split("## Labels → photo (FCN-score)")[1].split("##")[0]
-    assert "| CycleGAN |" not in l2p and "| BicycleGAN |" in l2p
+    assert "| CycleGAN |" not in l2p and "| BicycleGAN (one fixed z) |" in l2p
     assert "## Ablations" not in text and "every param is at its default" in text
     for link in _links(text):
         assert (paths["out"].parent / link).is_file(), link
