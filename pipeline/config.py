@@ -31,20 +31,29 @@ def _check(key: str, ok: bool, message: str) -> None:
 # --------------------------------------------------------------------------- sections
 
 
+DataSource = Literal["streets", "celeba", "cityscapes", "pix2pix_folders", "cyclegan_folders", "image_folder"]
+# sources whose two domains are folders or halves that the user may swap with data.direction
+SWAPPABLE_SOURCES = ("pix2pix_folders", "cyclegan_folders")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """`data`: which raw data set `prepare` builds or imports."""
 
-    source: Literal["streets", "celeba"] = "streets"
+    source: DataSource = "streets"
     n_images: int = 2000  # streets: how many scenes to generate
     path: str | None = None  # real data sets: the folder the user downloaded
     workers: int = 2  # streets: processes used to render
+    # pix2pix/CycleGAN folders: b_to_a makes the folders' B side the store's domain A (the input)
+    direction: Literal["a_to_b", "b_to_a"] = "a_to_b"
 
     def __post_init__(self) -> None:
         _check("data.n_images", self.n_images >= 1, f"must be >= 1, got {self.n_images}")
         _check("data.workers", self.workers >= 1, f"must be >= 1, got {self.workers}")
         _check("data.path", self.source == "streets" or bool(self.path),
                f"source {self.source!r} needs data.path (the folder holding the data set)")
+        _check("data.direction", self.direction == "a_to_b" or self.source in SWAPPABLE_SOURCES,
+               f"b_to_a applies to sources {list(SWAPPABLE_SOURCES)}, not {self.source!r}")
 
 
 @dataclass(frozen=True)
@@ -63,22 +72,41 @@ class SplitConfig:
 
 @dataclass(frozen=True)
 class CurateConfig:
-    """`curate`: attribute filters, the split, and limits on what images are accepted."""
+    """`curate`: attribute filters, two-domain selection, landmark filters, the split, and limits on
+    what images are accepted."""
 
     require: dict[str, int] = field(default_factory=dict)  # attribute -> 1 | -1 that must hold
     exclude: dict[str, int] = field(default_factory=dict)  # attribute -> 1 | -1 that drops an image
+    # two domains of an unpaired task, each by the attribute values that must hold (CelebA)
+    domain_a: dict[str, int] = field(default_factory=dict)
+    domain_b: dict[str, int] = field(default_factory=dict)
+    # faces whose 5 landmarks lie closest to the mean landmarks: keep the N closest per domain
+    # and/or those within a mean distance in pixels (CelebA's list_landmarks_align_celeba)
+    landmarks_keep: int | None = None
+    landmarks_max_distance: float | None = None
     split: SplitConfig = field(default_factory=SplitConfig)
     use_partition: bool = True  # the data set's own partition file (CelebA) when it has one
     max_pixels: int = 50_000_000  # larger images are refused as decompression bombs
     palette_tolerance: float = 24.0  # label colours within this RGB distance snap to the palette
 
     def __post_init__(self) -> None:
-        for section in ("require", "exclude"):
+        for section in ("require", "exclude", "domain_a", "domain_b"):
             for attr, value in getattr(self, section).items():
                 _check(f"curate.{section}.{attr}", value in (1, -1), f"must be 1 or -1, got {value!r}")
+        _check("curate.domain_a", bool(self.domain_a) == bool(self.domain_b),
+               "domain_a and domain_b are set together (the two domains of an unpaired task) or not at all")
+        _check("curate.landmarks_keep", self.landmarks_keep is None or self.landmarks_keep >= 1,
+               f"must be >= 1 or null, got {self.landmarks_keep}")
+        _check("curate.landmarks_max_distance",
+               self.landmarks_max_distance is None or self.landmarks_max_distance >= 0,
+               f"must be >= 0 or null, got {self.landmarks_max_distance}")
         _check("curate.max_pixels", self.max_pixels >= 1, f"must be >= 1, got {self.max_pixels}")
         _check("curate.palette_tolerance", self.palette_tolerance >= 0,
                f"must be >= 0, got {self.palette_tolerance}")
+
+    @property
+    def uses_landmarks(self) -> bool:
+        return self.landmarks_keep is not None or self.landmarks_max_distance is not None
 
 
 @dataclass(frozen=True)
@@ -304,7 +332,7 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _is_mapping_field(name: str) -> bool:
-    return name in ("curate.require", "curate.exclude")
+    return name in ("curate.require", "curate.exclude", "curate.domain_a", "curate.domain_b")
 
 
 # --------------------------------------------------------------------------- loader

@@ -1,7 +1,9 @@
 """Evaluation as in the papers: FCN-scores both ways, paired image metrics, diversity, realism,
-the real-photos upper bound and trivial baselines. Writes the metrics JSON the report reads."""
+the real-photos upper bound and trivial baselines, each where the data set allows it (labels,
+pairs). Writes the metrics JSON the report reads."""
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ import torch
 from torch import nn
 
 from pipeline.data.palette import CLASS_NAMES, IGNORE_ID, NUM_CLASSES, ids_to_colour
-from pipeline.data.store import load_split
+from pipeline.data.store import load_split, read_info
 from pipeline.inference import read_translated
 from pipeline.metrics.fcn_score import ConfusionAccumulator, colours_to_ids
 from pipeline.metrics.image import diversity, diversity_lpips, frechet_distance, paired_image_metrics
@@ -66,40 +68,104 @@ def baselines(curated: Path, segmenter: nn.Module, *, batch_size: int, device: t
     }
 
 
-def evaluate_translations(translated: Path, curated: Path, segmenter: nn.Module, *, batch_size: int,
+def evaluate_translations(translated: Path, curated: Path, segmenter: nn.Module | None, *, batch_size: int,
                           device: torch.device, lpips_weights: Path | None = None) -> dict[str, Any]:
     """Every metric that applies to one method's translations of the test split (LPIPS diversity
-    too when its weights are stored locally)."""
+    too when its weights are stored locally); `not_applicable` names the others and why.
+
+    FCN-scores need label maps and the segmenter (None for a data set without labels); SSIM, PSNR
+    and L1 need pairs; the Fréchet distance needs the segmenter's feature space.
+    """
+    info = read_info(curated)
     test = load_split(curated, "test")
-    ids = (translated / "ids.txt").read_text().split()
-    if ids != test.ids:
-        raise ValueError(f"{translated / 'ids.txt'} does not list the curated test split's images in order; "
-                         "translate again")
-    real_photos, labels = np.asarray(test.photos), np.asarray(test.labels)
+    ids_a, ids_b = _listed(translated / "ids.txt", test.ids_a or []), None
+    ids_file_b = translated / "ids_b.txt"
+    ids_b = _listed(ids_file_b if ids_file_b.is_file() else translated / "ids.txt", test.ids)
+    real_photos, labels, paired = np.asarray(test.photos), test.labels, bool(info["paired"])
+    labels = None if labels is None else np.asarray(labels)
+    scored = labels is not None and segmenter is not None
     metrics: dict[str, Any] = {}
     if (translated / "fake_b").is_dir():
-        fake_b = read_translated(translated / "fake_b", ids)
-        metrics["labels_to_photo"] = fcn_score(segmenter, fake_b, labels, batch_size=batch_size, device=device)
-        metrics.update(paired_image_metrics(real_photos, fake_b))
-        real_feats = features(segmenter, real_photos, batch_size, device)
-        fake_feats = features(segmenter, fake_b, batch_size, device)
-        metrics["fid"] = {FEATURE_SPACE: frechet_distance(real_feats, fake_feats)}
+        fake_b = read_translated(translated / "fake_b", ids_a)
+        if scored:
+            metrics["labels_to_photo"] = fcn_score(segmenter, fake_b, labels, batch_size=batch_size, device=device)
+        if paired:
+            metrics.update(paired_image_metrics(real_photos, fake_b))
+        if segmenter is not None and len(real_photos) >= 2 and len(fake_b) >= 2:
+            real_feats = features(segmenter, real_photos, batch_size, device)
+            fake_feats = features(segmenter, fake_b, batch_size, device)
+            metrics["fid"] = {FEATURE_SPACE: frechet_distance(real_feats, fake_feats)}
     if (translated / "fake_a").is_dir():
-        metrics["photo_to_labels"] = label_score(read_translated(translated / "fake_a", ids), labels)
+        fake_a = read_translated(translated / "fake_a", ids_b)
+        if labels is not None:
+            metrics["photo_to_labels"] = label_score(fake_a, labels)
+        elif paired and test.images_a is not None:
+            metrics["photo_to_a"] = paired_image_metrics(np.asarray(test.images_a), fake_a)
     sample_dirs = sorted((translated / "samples").glob("*"), key=lambda p: int(p.name)) \
         if (translated / "samples").is_dir() else []
     if len(sample_dirs) >= 2:
-        samples = np.stack([read_translated(d, ids) for d in sample_dirs])  # (K, N, H, W, 3)
-        metrics["diversity"] = diversity(samples, lambda x: feature_maps(segmenter, x, batch_size, device))
+        samples = np.stack([read_translated(d, ids_a) for d in sample_dirs])  # (K, N, H, W, 3)
+        maps = (lambda x: feature_maps(segmenter, x, batch_size, device)) if segmenter is not None else None
+        metrics["diversity"] = diversity(samples, maps)
         if lpips_weights is not None:
             metrics["diversity"]["lpips"] = diversity_lpips(samples, lpips_weights)
-        # every sample is a labels -> photo output: the FCN-score over all of them, too
-        metrics["labels_to_photo_samples"] = fcn_score(
-            segmenter, samples.reshape(-1, *samples.shape[2:]), np.tile(labels, (len(samples), 1, 1)),
-            batch_size=batch_size, device=device)
-    if (translated / "encoded").is_dir():
-        encoded = read_translated(translated / "encoded", ids)
+        if scored:  # every sample is a labels -> photo output: the FCN-score over all of them, too
+            metrics["labels_to_photo_samples"] = fcn_score(
+                segmenter, samples.reshape(-1, *samples.shape[2:]), np.tile(labels, (len(samples), 1, 1)),
+                batch_size=batch_size, device=device)
+    if (translated / "encoded").is_dir() and paired:
+        encoded = read_translated(translated / "encoded", ids_a)
         metrics["encoded"] = paired_image_metrics(real_photos, encoded)
-    if not metrics:
+    if not any((translated / kind).is_dir() for kind in ("fake_b", "fake_a", "samples")):
         raise ValueError(f"{translated}: holds no translations (fake_b/, fake_a/, samples/)")
+    skipped = not_applicable_metrics(info, segmenter is not None)
+    if skipped:
+        metrics["not_applicable"] = skipped
+    metrics["dataset"] = info["dataset"]  # the report leaves out rows of another data set's run
     return metrics
+
+
+def not_applicable_metrics(info: dict[str, Any], has_segmenter: bool) -> dict[str, str]:
+    """The papers' metrics that do not apply to a curated data set, each with the reason."""
+    reasons = {}
+    name = info.get("dataset", "this data set")
+    if not info["has_labels"]:
+        reasons["fcn_score"] = f"{name} has no label maps"
+    elif not has_segmenter:
+        reasons["fcn_score"] = "no segmenter"
+    if not info["paired"]:
+        reasons["ssim_psnr_l1"] = f"{name} is unpaired: no ground truth for an output"
+    if not has_segmenter:
+        reasons["fid"] = "no feature network: the segmenter needs label maps to be trained"
+    return reasons
+
+
+def _listed(path: Path, expected: list[str]) -> list[str]:
+    """The ids a translation folder lists, which must be the test split's, in order."""
+    ids = path.read_text().split() if path.is_file() else []
+    if ids != expected:
+        raise ValueError(f"{path} does not list the curated test split's images in order; translate again")
+    return ids
+
+
+# --------------------------------------------------------------------------- not applicable
+
+NOT_APPLICABLE = "not_applicable.json"
+
+
+def write_not_applicable(out_dir: Path, reason: str) -> dict[str, Any]:
+    """Mark a stage output folder as "does not apply to this data set" (train_segmenter without labels)."""
+    from pipeline.io import write_json
+
+    record = {"applicable": False, "reason": reason}
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    write_json(Path(out_dir) / NOT_APPLICABLE, record)
+    return record
+
+
+def not_applicable_reason(folder: Path) -> str | None:
+    """The reason recorded by write_not_applicable, or None for a folder holding a real output."""
+    path = Path(folder) / NOT_APPLICABLE
+    if not path.is_file():
+        return None
+    return str(json.loads(path.read_text()).get("reason", "not applicable"))

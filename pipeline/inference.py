@@ -60,45 +60,53 @@ def translate_split(loaded: LoadedModel, curated: Path, split: str, out_dir: Pat
                     n_samples: int, seed: int, device: torch.device) -> dict[str, int]:
     """Translate a split into `out_dir` (atomically), one folder of PNGs per output kind:
 
-    - `fake_b/`: labels -> photo (every method; BicycleGAN: one fixed z);
-    - `fake_a/`: photo -> labels (CycleGAN's backward generator; pix2pix trained b_to_a);
-    - `samples/<k>/` and `encoded/`: BicycleGAN's K random-z samples and its encoded-z reconstruction.
-    File names are the curated image ids; `ids.txt` lists them in order.
+    - `fake_b/`: A -> B, e.g. labels -> photo (every method; BicycleGAN: one fixed z);
+    - `fake_a/`: B -> A (CycleGAN's backward generator; pix2pix trained b_to_a);
+    - `samples/<k>/` and `encoded/`: BicycleGAN's K random-z samples and its encoded-z
+      reconstruction (encoded needs pairs).
+    File names are the curated image ids; `ids.txt` lists the domain-A inputs in order (of fake_b,
+    samples, encoded) and `ids_b.txt` the domain-B inputs (of fake_a): the same list when paired.
+    A store of domain B only gets what the model maps from B, or a ValueError saying so.
     """
-    from pipeline.data.store import load_split
+    from pipeline.data.store import load_split, read_info
 
-    a, b = domain_arrays(curated, split)
-    ids = load_split(curated, split).ids
+    info = read_info(curated)
+    arrays = load_split(curated, split)
+    a, b = domain_arrays(curated, split) if info["domain_a"] != "none" else (None, np.asarray(arrays.photos))
+    ids_a, ids_b = arrays.ids_a or [], arrays.ids
     model, method = loaded.model, loaded.method
+    from_a = a is not None and not (method == "pix2pix" and loaded.params.pix2pix.direction == "b_to_a")
+    from_b = method == "cyclegan" or (method == "pix2pix" and loaded.params.pix2pix.direction == "b_to_a")
+    if not from_a and not from_b:
+        raise ValueError(f"{curated}: data set {info['dataset']!r} holds domain B only and this {method} model "
+                         "maps A -> B; translate a folder of A images with `python -m stages translate-folder`")
     counts: dict[str, int] = {}
     torch.manual_seed(seed)  # pix2pix's dropout noise draws from the global generator
     with atomic_dir(out_dir) as tmp:
-        def write(kind: str, start: int, images: torch.Tensor) -> None:
+        def write(kind: str, ids: list[str], start: int, images: torch.Tensor) -> None:
             folder = tmp / kind
             folder.mkdir(parents=True, exist_ok=True)
             for offset, image in enumerate(to_uint8(images).numpy()):
                 _save_png(image, folder / _png_name(ids[start + offset]))
             counts[kind] = counts.get(kind, 0) + len(images)
 
-        for start in range(0, len(a), batch_size):
+        for start in range(0, len(ids_a) if from_a else 0, batch_size):
             source_a = _as_input(a[start:start + batch_size], device)
-            source_b = _as_input(b[start:start + batch_size], device)
-            if method == "pix2pix":
-                if loaded.params.pix2pix.direction == "a_to_b":
-                    write("fake_b", start, model.translate(source_a))
-                else:
-                    write("fake_a", start, model.translate(source_b))
-            elif method == "cyclegan":
-                write("fake_b", start, model.translate(source_a, "a_to_b"))
-                write("fake_a", start, model.translate(source_b, "b_to_a"))
-            else:
-                write("fake_b", start, model.translate(source_a, seed=seed))
+            if method == "bicyclegan":
+                write("fake_b", ids_a, start, model.translate(source_a, seed=seed))
                 # the same z_1..z_K for every batch: sample k of each input shares one latent code
                 samples = model.sample(source_a, n_samples, torch.Generator().manual_seed(seed + 1))
                 for k in range(n_samples):
-                    write(f"samples/{k}", start, samples[k])
-                write("encoded", start, model.reconstruct(source_a, source_b))
-        (tmp / "ids.txt").write_text("".join(f"{i}\n" for i in ids))
+                    write(f"samples/{k}", ids_a, start, samples[k])
+                if info["paired"]:
+                    write("encoded", ids_a, start, model.reconstruct(source_a, _as_input(b[start:start + batch_size],
+                                                                                          device)))
+            else:
+                write("fake_b", ids_a, start, model.translate(source_a, "a_to_b"))
+        for start in range(0, len(ids_b) if from_b else 0, batch_size):
+            write("fake_a", ids_b, start, model.translate(_as_input(b[start:start + batch_size], device), "b_to_a"))
+        (tmp / "ids.txt").write_text("".join(f"{i}\n" for i in ids_a))
+        (tmp / "ids_b.txt").write_text("".join(f"{i}\n" for i in ids_b))
         write_json(tmp / "translation.json", {"method": method, "split": split, "counts": counts,
                                               "n_samples": n_samples if method == "bicyclegan" else 0, "seed": seed})
     return counts

@@ -41,9 +41,12 @@ def _read_png(path: Path) -> np.ndarray:
         return np.asarray(img.convert("RGB"))
 
 
-def _first_ids(translated: Path, store_ids: list[str], n: int) -> list[tuple[str, int]]:
-    """The first `n` ids of translated/ids.txt with their rows in the curated test split."""
-    ids_file = translated / "ids.txt"
+def _first_ids(translated: Path, store_ids: list[str], n: int, name: str = "ids.txt") -> list[tuple[str, int]]:
+    """The first `n` ids that translated/<name> lists (ids_b.txt falls back on ids.txt, as written
+    before domains were counted apart), with their rows in the curated test split."""
+    ids_file = translated / name
+    if not ids_file.is_file() and name != "ids.txt":
+        ids_file = translated / "ids.txt"
     if not ids_file.is_file():
         raise FileNotFoundError(f"{ids_file}: missing (run translate)")
     index = {image_id: i for i, image_id in enumerate(store_ids)}
@@ -60,35 +63,49 @@ def _png(folder: Path, image_id: str) -> Path:
 
 def translation_grids(method: str, translated: Path, curated: Path, figures_dir: Path, n: int) -> list[Grid]:
     """One grid per direction the method translated, first `n` test images, one image per row:
-    label map | output(s) | real photo (labels -> photo); photo | output | true label map (photo -> labels).
+    input | output(s) | target, the target being the real image of the other domain where the data
+    set is paired (label map | output | real photo; photo | output | true label map).
     """
     from pipeline.data.palette import ids_to_colour
-    from pipeline.data.store import load_split
+    from pipeline.data.store import load_split, read_info
 
+    info = read_info(curated)
     test = load_split(curated, "test")
-    if test.labels is None:
-        raise ValueError(f"{curated}: the test split has no label maps; no grid to draw")
-    chosen = _first_ids(translated, test.ids, n)
+    labelled, paired = test.labels is not None, bool(info["paired"])
+    names = info["domain_names"]
+    a_name, b_name = (names.get("a") or "A"), (names.get("b") or "B")
+
+    def real_a(i: int) -> np.ndarray:
+        return ids_to_colour(np.asarray(test.labels[i])) if labelled else np.asarray(test.images_a[i])
+
     cell = test.photos.shape[1]
     grids = []
     samples_root = translated / "samples"
     sample_dirs = sorted((p for p in samples_root.iterdir() if p.is_dir()), key=_sample_order) \
         if samples_root.is_dir() else []
-    if (translated / "fake_b").is_dir() or sample_dirs:
+    if ((translated / "fake_b").is_dir() or sample_dirs) and info["domain_a"] != "none":
+        chosen = _first_ids(translated, test.ids_a or [], n)
         if sample_dirs:  # BicycleGAN: the encoded reconstruction, then K random-z samples
             outputs = [("encoded z", translated / "encoded")] if (translated / "encoded").is_dir() else []
             outputs += [(f"sample {k + 1}", d) for k, d in enumerate(sample_dirs[:MAX_SAMPLES])]
         else:
             outputs = [("output", translated / "fake_b")]
-        rows = [[ids_to_colour(np.asarray(test.labels[i])), *(_read_png(_png(d, image_id)) for _, d in outputs),
-                 np.asarray(test.photos[i])] for image_id, i in chosen]
-        grids.append(_save(grid_image(rows), cell, figures_dir / f"{method}_labels_to_photo.png",
-                           "labels → photo", ("input label map", *(c for c, _ in outputs), "real photo")))
+        rows = [[real_a(i), *(_read_png(_png(d, image_id)) for _, d in outputs),
+                 *([np.asarray(test.photos[i])] if paired else [])] for image_id, i in chosen]
+        columns = ("input label map" if labelled else f"input ({a_name})", *(c for c, _ in outputs),
+                   *(["real photo" if labelled else f"real ({b_name})"] if paired else []))
+        direction, stem = ("labels → photo", "labels_to_photo") if labelled else (f"{a_name} → {b_name}", "a_to_b")
+        if rows:
+            grids.append(_save(grid_image(rows), cell, figures_dir / f"{method}_{stem}.png", direction, columns))
     if (translated / "fake_a").is_dir():
+        chosen = _first_ids(translated, test.ids, n, "ids_b.txt")
         rows = [[np.asarray(test.photos[i]), _read_png(_png(translated / "fake_a", image_id)),
-                 ids_to_colour(np.asarray(test.labels[i]))] for image_id, i in chosen]
-        grids.append(_save(grid_image(rows), cell, figures_dir / f"{method}_photo_to_labels.png",
-                           "photo → labels", ("input photo", "output", "true label map")))
+                 *([real_a(i)] if paired else [])] for image_id, i in chosen]
+        columns = ("input photo" if labelled else f"input ({b_name})", "output",
+                   *(["true label map" if labelled else f"real ({a_name})"] if paired else []))
+        direction, stem = ("photo → labels", "photo_to_labels") if labelled else (f"{b_name} → {a_name}", "b_to_a")
+        if rows:
+            grids.append(_save(grid_image(rows), cell, figures_dir / f"{method}_{stem}.png", direction, columns))
     return grids
 
 

@@ -21,16 +21,12 @@ def curate(
     params: Path = ParamsOption,
 ) -> None:
     """Curate the raw data set into manifest.csv, rejects.csv and per-split uint8 arrays."""
-    from pipeline.data.curate import curate as run_curate
-    from pipeline.data.sources import read_layout
+    from pipeline.data.curate import curate_raw
     from pipeline.data.stats import data_summary
     from pipeline.io import write_json
 
     cfg = read_params(params)
     with domain_errors(FileNotFoundError, KeyError, ValueError):
-        layout = read_layout(raw_dir)
-        result = run_curate(layout["images"], out_dir, cfg.curate, cfg.image_size, cfg.seed,
-                            labels_dir=layout["labels"], attr_path=layout["attributes"],
-                            partition_path=layout["partition"])
+        result = curate_raw(raw_dir, out_dir, cfg.curate, cfg.image_size, cfg.seed)
     write_json(summary, {"curation": dataclasses.asdict(result), **data_summary(out_dir)})
     log.info("curated %s", result)

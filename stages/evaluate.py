@@ -28,7 +28,7 @@ def train_segmenter(
 
     from pipeline.data.palette import CLASS_NAMES, NUM_CLASSES
     from pipeline.data.store import load_split
-    from pipeline.evaluation import baselines, fcn_score
+    from pipeline.evaluation import baselines, fcn_score, write_not_applicable
     from pipeline.io import atomic_dir, write_json
     from pipeline.metrics.segmenter import load_segmenter, save_segmenter, train_segmenter as fit
     from pipeline.tracking import MlflowTracker, NullTracker
@@ -40,8 +40,14 @@ def train_segmenter(
     with domain_errors(ValueError, FileNotFoundError):
         device = pick_device(cfg.train.device)
         train, test = load_split(data_dir, "train"), load_split(data_dir, "test")
-        if train.labels is None:
-            raise ValueError(f"{data_dir}: no label maps; the FCN-score needs a labelled data set")
+        if train.labels is None:  # not an error: the FCN-score and its rows just do not apply
+            reason = f"{data_dir} has no label maps: the FCN-score and its baselines do not apply"
+            with atomic_dir(out_dir) as tmp:
+                record = write_not_applicable(tmp, reason)
+            write_json(real_metrics, record)
+            write_json(baseline_metrics, record)
+            log.info("%s", reason)
+            return
         tracker = NullTracker()
         if seg.weights:
             net, _ = load_segmenter(Path(seg.weights))
@@ -83,7 +89,7 @@ def evaluate(
 ) -> None:
     """FCN-scores, image metrics, diversity and realism of one method; added to its MLflow run."""
     from pipeline.config import flatten
-    from pipeline.evaluation import evaluate_translations
+    from pipeline.evaluation import evaluate_translations, not_applicable_reason
     from pipeline.io import write_json
     from pipeline.metrics.segmenter import load_segmenter
     from pipeline.tracking import MlflowTracker
@@ -93,8 +99,10 @@ def evaluate(
     started = time.perf_counter()
     with domain_errors(ValueError, FileNotFoundError, RuntimeError):
         device = pick_device(cfg.train.device)
-        net, _ = load_segmenter(segmenter_dir)
-        net.to(device).eval()
+        net = None
+        if not_applicable_reason(segmenter_dir) is None:  # no segmenter for a data set without labels
+            net, _ = load_segmenter(segmenter_dir)
+            net.to(device).eval()
         lpips = Path(cfg.evaluate.lpips_weights) if cfg.evaluate.lpips_weights else None
         metrics = evaluate_translations(translated_dir, data_dir, net, batch_size=cfg.evaluate.batch_size,
                                         device=device, lpips_weights=lpips)

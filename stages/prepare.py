@@ -1,5 +1,6 @@
 """DVC stage `prepare`: build the raw data set (--out-dir) from params `data`: the embedded street
-scenes, or a pointer to a user's CelebA folder; also a contact sheet (--sheet) to look at."""
+scenes, or a description of a user's folder (CelebA, Cityscapes, pix2pix or CycleGAN folders, a
+plain folder of images); also a contact sheet (--sheet) to look at."""
 from __future__ import annotations
 
 import logging
@@ -19,21 +20,17 @@ def prepare(
     params: Path = ParamsOption,
 ) -> None:
     """Generate or locate the raw data set."""
-    from pipeline.data import sources, streets
+    from pipeline.data import adapters, sources, streets
     from pipeline.io import atomic_dir
 
     cfg = read_params(params)
     with domain_errors(FileNotFoundError, ValueError), atomic_dir(out_dir) as tmp:
         if cfg.data.source == "streets":
             streets.write_dataset(tmp / "streets", cfg.data.n_images, cfg.image_size, cfg.seed, cfg.data.workers)
-            layout = sources.streets_layout()
             scenes = [streets.render_scene(cfg.seed, i, cfg.image_size) for i in range(min(16, cfg.data.n_images))]
             sheet.parent.mkdir(parents=True, exist_ok=True)
             streets.contact_sheet(scenes, sheet)
+            sources.write_layout(tmp, sources.streets_layout())
         else:
-            layout = sources.celeba_layout(Path(cfg.data.path))
-            sheet.parent.mkdir(parents=True, exist_ok=True)
-            sheet.unlink(missing_ok=True)
-            log.info("CelebA at %s: no contact sheet for an imported data set", cfg.data.path)
-        sources.write_layout(tmp, layout)
+            adapters.prepare_real(cfg.data, tmp, sheet)
     log.info("raw data set ready in %s", out_dir)

@@ -38,7 +38,7 @@ def train(
     from pipeline.ablations import run_labels
     from pipeline.checkpoint import export_networks
     from pipeline.config import METHODS
-    from pipeline.data.datasets import BatchSampler, SamplerSpec, domain_arrays, fixed_batch
+    from pipeline.data.datasets import BatchSampler, SamplerSpec, fixed_batch, training_arrays
     from pipeline.io import atomic_dir, write_json
     from pipeline.models import build_model
     from pipeline.tracking import MlflowTracker, dvc_experiment
@@ -54,10 +54,11 @@ def train(
             torch.set_num_threads(cfg.train.threads)
         torch.manual_seed(cfg.seed)
         schedule = cfg.schedule(method)
-        a, b = domain_arrays(data_dir, "train")
+        data = training_arrays(data_dir, "train", method)  # refuses unpaired data for pix2pix / BicycleGAN
         spec = SamplerSpec(image_size=cfg.image_size, load_size=cfg.train.load_size, batch_size=schedule.batch_size,
-                           flip=cfg.train.flip, seed=cfg.seed, paired=method != "cyclegan")
-        sampler = BatchSampler(a, b, spec, device)
+                           flip=cfg.train.flip, seed=cfg.seed, paired=method != "cyclegan",
+                           data_paired=data.paired, a_is_labels=data.a_is_labels)
+        sampler = BatchSampler(data.a, data.b, spec, device)
         sample_batch = fixed_batch(data_dir, "val", 4, device)
     config = {"method": method, "params": dataclasses.asdict(cfg)}
     model = build_model(method, cfg, device, seed=cfg.seed)

@@ -1,4 +1,5 @@
-"""CelebA-format attribute tables and partition files: read both published formats, and filter.
+"""CelebA-format attribute tables, partition files and landmark tables: read both published
+formats, and filter.
 
 Formats: the Kaggle CSV (`image_id,5_o_Clock_Shadow,...`), the official text file (line 1 the
 number of images, line 2 the attribute names, then `000001.jpg  -1  1 ...`), and the streets data
@@ -33,32 +34,7 @@ def read_attr_table(path: Path) -> pd.DataFrame:
     official text format declares on line 1 raises ValueError naming the file and line.
     """
     path = Path(path)
-    lines = _head(path, 2)
-    first = lines[0].strip()
-    if first.isdigit():  # official text: count, names, rows
-        names = lines[1].split() if len(lines) > 1 else []
-        if not names:
-            raise ValueError(f"{path}: line 2 must list the attribute names (official CelebA format)")
-        frame = _read(path, sep=r"\s+", skiprows=2, names=["image_id", *names])
-        first_line = 3
-        if len(frame) != int(first):
-            raise ValueError(f"{path}: line 1 declares {int(first)} images but {len(frame)} rows follow "
-                             "(truncated file, or a subset whose count was not updated?)")
-    elif "," in first:  # Kaggle CSV, with a header row
-        header = [name.strip() for name in first.split(",")]
-        frame = _read(path, sep=",", skiprows=1, names=["image_id", *header[1:]])
-        first_line = 2
-    else:  # whitespace-separated with a header row but no count line
-        header, second = first.split(), (lines[1].split() if len(lines) > 1 else [])
-        if len(second) == len(header) + 1:
-            names = header  # the header names only the attributes, as official line 2 does
-        elif len(second) == len(header):
-            names = header[1:]
-        else:
-            raise ValueError(f"{path}: not a CelebA attribute table: the header has {len(header)} "
-                             f"fields and the first row {len(second)}")
-        frame = _read(path, sep=r"\s+", skiprows=1, names=["image_id", *names])
-        first_line = 2
+    frame, first_line = _read_celeba_table(path)
     _check_ids(frame, path, first_line)
     values = frame.drop(columns="image_id")
     if values.shape[1] == 0:
@@ -95,6 +71,44 @@ def read_partition(path: Path) -> pd.Series:
                      name="split")
 
 
+LANDMARK_COLUMNS = ("lefteye_x", "lefteye_y", "righteye_x", "righteye_y", "nose_x", "nose_y",
+                    "leftmouth_x", "leftmouth_y", "rightmouth_x", "rightmouth_y")
+
+
+def read_landmarks(path: Path) -> pd.DataFrame:
+    """Read CelebA's `list_landmarks_align_celeba` (official text or Kaggle CSV): index `image_id`,
+    the 10 coordinate columns (5 points, x then y, in pixels of the aligned image) as float.
+
+    Missing columns, a value that is not a number, or a duplicate id raise ValueError naming the
+    file and line.
+    """
+    path = Path(path)
+    frame, first_line = _read_celeba_table(path)
+    _check_ids(frame, path, first_line)
+    missing = [c for c in LANDMARK_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: not a CelebA landmarks table: no columns {missing}")
+    values = frame[list(LANDMARK_COLUMNS)].apply(pd.to_numeric, errors="coerce")
+    bad = values.isna().to_numpy()
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raw = frame[LANDMARK_COLUMNS[col]].iat[row]
+        raw = raw.item() if isinstance(raw, np.generic) else raw
+        raise ValueError(f"{path}: line {first_line + row}, column {LANDMARK_COLUMNS[col]!r}: "
+                         f"{'missing value' if pd.isna(raw) else repr(raw)} is not a coordinate")
+    values = values.astype(np.float64)
+    values.index = pd.Index(frame["image_id"].astype(str), name="image_id")
+    return values
+
+
+def landmark_distances(landmarks: pd.DataFrame) -> pd.Series:
+    """Each face's mean Euclidean distance (pixels) of its 5 landmarks from the mean landmarks of
+    the whole table: small for faces aligned like most, large for turned or misaligned ones."""
+    points = landmarks[list(LANDMARK_COLUMNS)].to_numpy(np.float64).reshape(len(landmarks), 5, 2)  # (N, 5, xy)
+    distance = np.linalg.norm(points - points.mean(0), axis=2).mean(1)
+    return pd.Series(distance, index=landmarks.index, name="landmark_distance")
+
+
 def filter_by_attributes(table: pd.DataFrame, require: dict[str, int], exclude: dict[str, int]) -> pd.DataFrame:
     """Keep rows where every `require` attribute equals its value; drop rows where any `exclude`
     attribute equals its value. A named column the table lacks raises MissingAttributeError."""
@@ -123,6 +137,38 @@ def filter_counts(table: pd.DataFrame, require: dict[str, int], exclude: dict[st
 
 
 # --------------------------------------------------------------------------- internals
+
+
+def _read_celeba_table(path: Path) -> tuple[pd.DataFrame, int]:
+    """A table in one of CelebA's forms (official text with a count line, Kaggle CSV, or whitespace
+    with a header): the frame (column `image_id`, then one column per name) and its first data line."""
+    lines = _head(path, 2)
+    first = lines[0].strip()
+    if first.isdigit():  # official text: count, names, rows
+        names = lines[1].split() if len(lines) > 1 else []
+        if not names:
+            raise ValueError(f"{path}: line 2 must list the column names (official CelebA format)")
+        frame = _read(path, sep=r"\s+", skiprows=2, names=["image_id", *names])
+        first_line = 3
+        if len(frame) != int(first):
+            raise ValueError(f"{path}: line 1 declares {int(first)} images but {len(frame)} rows follow "
+                             "(truncated file, or a subset whose count was not updated?)")
+    elif "," in first:  # Kaggle CSV, with a header row
+        header = [name.strip() for name in first.split(",")]
+        frame = _read(path, sep=",", skiprows=1, names=["image_id", *header[1:]])
+        first_line = 2
+    else:  # whitespace-separated with a header row but no count line
+        header, second = first.split(), (lines[1].split() if len(lines) > 1 else [])
+        if len(second) == len(header) + 1:
+            names = header  # the header names only the attributes, as official line 2 does
+        elif len(second) == len(header):
+            names = header[1:]
+        else:
+            raise ValueError(f"{path}: not a CelebA table: the header has {len(header)} "
+                             f"fields and the first row {len(second)}")
+        frame = _read(path, sep=r"\s+", skiprows=1, names=["image_id", *names])
+        first_line = 2
+    return frame, first_line
 
 
 def _head(path: Path, n: int) -> list[str]:

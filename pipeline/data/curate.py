@@ -1,15 +1,15 @@
-"""Curation: raw images (+ label maps, attributes, partition) -> the compact store of `store.py`.
+"""Curation: the inputs of a raw data set (photos, label maps, domain-A images, attributes,
+partition, landmarks) -> the compact store of `store.py`.
 
-Every input image ends in exactly one place: the manifest (kept), rejects.csv (with the reason), or
-the count of images filtered out by attributes. The store is written to a temporary sibling folder
-and renamed onto `out_dir` only once complete.
+Every input ends in exactly one place: the manifest (kept), rejects.csv (with the reason), or the
+count of inputs filtered out by a rule (attributes, domains, landmarks). The store is written to a
+temporary sibling folder and renamed onto `out_dir` only once complete.
 """
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,23 +17,25 @@ import pandas as pd
 
 from pipeline.config import CurateConfig, SplitConfig
 from pipeline.data import palette, store
-from pipeline.data.attributes import filter_by_attributes, filter_counts, read_attr_table, read_partition
-from pipeline.data.images import BadImage, load_label, load_rgb, resize_square
+from pipeline.data.images import BadImage, resize_square
+from pipeline.data.inputs import Inputs, inputs_from_folder, inputs_from_layout, load_input
+from pipeline.data.selection import select
+from pipeline.data.sources import LABEL_FORMATS
 from pipeline.io import atomic_dir
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 _IN_MEMORY_BYTES = 1 << 30  # above this the decoded images are staged in a memory-mapped file
 _CHUNK = 4096  # rows copied at a time from the staging arrays into the split arrays
 
 
 @dataclass(frozen=True)
 class CurateSummary:
-    splits: dict[str, int]  # images kept per split
+    splits: dict[str, int]  # images kept per split (both domains of an unpaired data set)
     n_rejected: int  # in rejects.csv
-    n_filtered_out: int  # dropped by curate.require / curate.exclude
+    n_filtered_out: int  # dropped by a rule: curate.require / exclude, domain_a / domain_b, landmarks
     n_ignored: int  # files in images_dir that the attribute table does not list
+    filtered: dict[str, int] = field(default_factory=dict)  # n_filtered_out by rule
 
     @property
     def n_kept(self) -> int:
@@ -42,95 +44,105 @@ class CurateSummary:
 
 def curate(images_dir: Path, out_dir: Path, cfg: CurateConfig, image_size: int, seed: int,
            labels_dir: Path | None = None, attr_path: Path | None = None,
-           partition_path: Path | None = None) -> CurateSummary:
-    """Filter, check, split and resize `images_dir` into the store at `out_dir` (replaced atomically).
+           partition_path: Path | None = None, landmarks_path: Path | None = None) -> CurateSummary:
+    """Filter, check, split and resize a folder of photos into the store at `out_dir` (replaced atomically).
 
     Args:
         labels_dir: colour label maps named `<photo stem>.png`; a photo without one is rejected.
         attr_path: CelebA-form attribute table; without it every image file in images_dir is an
             input (sorted by name) and there are no attributes to filter on.
         partition_path: CelebA-form partition file, used when cfg.use_partition is true.
+        landmarks_path: CelebA-form landmarks table, for the landmark filters.
     """
-    images_dir = Path(images_dir)
-    labels_dir = None if labels_dir is None else Path(labels_dir)
-    if not images_dir.is_dir():
-        raise FileNotFoundError(f"{images_dir}: images folder not found")
-    if labels_dir is not None and not labels_dir.is_dir():
-        raise FileNotFoundError(f"{labels_dir}: label maps folder not found")
-    rejects: list[tuple[str, str]] = []
+    inputs = inputs_from_folder(images_dir, labels_dir, attr_path, partition_path, landmarks_path)
+    return curate_inputs(inputs, out_dir, cfg, image_size, seed)
 
-    table, files, n_ignored = _inputs(images_dir, attr_path, rejects)
-    clash = sorted(set(table.columns) & set(store.MANIFEST_COLUMNS))
+
+def curate_raw(raw_dir: Path, out_dir: Path, cfg: CurateConfig, image_size: int, seed: int) -> CurateSummary:
+    """Curate the raw data set that `prepare` described in `raw_dir/layout.json`."""
+    return curate_inputs(inputs_from_layout(raw_dir), out_dir, cfg, image_size, seed)
+
+
+def curate_inputs(inputs: Inputs, out_dir: Path, cfg: CurateConfig, image_size: int, seed: int) -> CurateSummary:
+    """The one code path of every source: select, load and check, split, write the store."""
+    clash = sorted(set(inputs.attributes.columns) & {*store.MANIFEST_COLUMNS, store.LANDMARK_DISTANCE})
     if clash:
-        raise ValueError(f"{attr_path}: attribute columns {clash} clash with the manifest's own columns")
-    n_inputs = len(table) + len(rejects)
-    kept = filter_by_attributes(table, cfg.require, cfg.exclude).sort_index()
-    n_filtered_out = len(table) - len(kept)
-    for rule, count in filter_counts(table, cfg.require, cfg.exclude).items():
-        log.info("filter %s removes %d of %d images", rule, count, len(table))
-    log.info("%d images pass the attribute filters, %d filtered out", len(kept), n_filtered_out)
-
-    partition = _partition(cfg, partition_path)
-    if partition is not None:
-        unlisted = ~kept.index.isin(partition.index)
-        rejects += [(str(files[i]), f"not listed in the partition file {partition_path}") for i in kept.index[unlisted]]
-        kept = kept.loc[~unlisted]
+        raise ValueError(f"{inputs.attr_path}: attribute columns {clash} clash with the manifest's own columns")
+    rejects = list(inputs.missing)
+    n_inputs = len(inputs.items) + len(rejects)
+    chosen = select(inputs, cfg)
+    rejects += chosen.rejects
+    items = chosen.items
 
     with atomic_dir(Path(out_dir)) as tmp:
-        ok, photos, labels, conversions = _load_all(kept.index.tolist(), files, labels_dir, cfg, image_size,
-                                                    tmp, rejects)
-        kept_ids = kept.index[ok]
-        if len(kept_ids) == 0:
-            raise ValueError(f"{images_dir}: no images left to curate ({n_filtered_out} filtered out by "
-                             f"attributes, {len(rejects)} rejected: {_reason_counts(rejects)})")
-        if partition is not None:
-            split_of = partition.reindex(kept_ids).to_numpy()
-        else:
-            split_of = split_by_seed(len(kept_ids), cfg.split, seed)
-        rows = np.flatnonzero(ok)  # staging row of each kept image
-        counts, order = {}, []
+        ok, staged, conversions = _load_all(items, chosen.a_format, cfg, image_size, tmp, rejects)
+        kept = items.loc[ok]
+        if len(kept) == 0:
+            raise ValueError(f"{inputs.source}: no images left to curate ({chosen.n_filtered_out} filtered out "
+                             f"({chosen.filtered}), {len(rejects)} rejected: {_reason_counts(rejects)})")
+        split_of, split_source = assign_splits(kept, cfg.split, seed, chosen.split_origin)
+        rows = np.flatnonzero(ok)  # staging row of each kept input
+        domain_order = {"a": 0, "ab": 1, "b": 2}  # within a split: unpaired A rows, then B rows
+        order = np.lexsort((np.arange(len(kept)), kept["domain"].map(domain_order).to_numpy(),
+                            pd.Series(split_of).map({s: i for i, s in enumerate(store.SPLITS)}).to_numpy()))
+        counts = {s: int((split_of == s).sum()) for s in store.SPLITS}
+        domain_a = _store_domain_a(chosen.a_format)
         for split in store.SPLITS:
-            members = np.flatnonzero(split_of == split)  # ascending: sorted by image_id
-            counts[split] = len(members)
-            order.append(members)
-            _write_split(tmp, split, rows[members], photos, labels, image_size)
-        del photos, labels  # release the staging memory maps before their files go
+            in_split = split_of == split
+            b_rows = rows[in_split & kept["domain"].isin(["ab", "b"]).to_numpy()]
+            a_rows = rows[in_split & kept["domain"].isin(["ab", "a"]).to_numpy()]
+            _write_split(tmp, split, b_rows, a_rows, staged, domain_a, image_size)
+        del staged  # release the staging memory maps before their files go
         for staging in tmp.glob("_staging_*.npy"):
             staging.unlink()
 
-        order = np.concatenate(order)
-        ids = kept_ids[order]
+        ordered = kept.iloc[order]
+        has_a = ordered["domain"] != "b"
+        has_b = ordered["domain"] != "a"
         manifest = pd.DataFrame({
-            "image_id": ids,
+            "image_id": ordered.index,
             "split": split_of[order],
-            "photo_path": [str(files[i]) for i in ids],
-            "label_path": [str(_label_path(labels_dir, files[i])) if labels_dir is not None else "" for i in ids],
+            "domain": ordered["domain"].to_numpy(),
+            "photo_path": np.where(has_b, ordered["file"], ""),
+            # the file domain A came from: a label map, an A image, or the A|B image itself
+            "label_path": np.where(has_a, np.where(ordered["a_file"] != "", ordered["a_file"], ordered["file"]), ""),
             "conversions": [conversions[r] for r in rows[order]],
         })
-        attrs = kept.loc[ids]
+        if chosen.distances is not None:
+            manifest[store.LANDMARK_DISTANCE] = chosen.distances.reindex(ordered.index).round(3).to_numpy()
+        attrs = chosen.attributes.loc[ordered.index]
         for column in attrs.columns:
             manifest[column] = attrs[column].to_numpy()
         store.write_manifest(tmp, manifest)
         store.write_rejects(tmp, rejects)
+        has_labels = chosen.a_format in LABEL_FORMATS
+        paired = domain_a != "none" and bool((kept["domain"] == "ab").all())
         store.write_info(tmp, {
             "image_size": image_size,
-            "has_labels": labels_dir is not None,
-            "num_classes": palette.NUM_CLASSES if labels_dir is not None else 0,
-            "class_names": list(palette.CLASS_NAMES) if labels_dir is not None else [],
+            "has_labels": has_labels,
+            "num_classes": palette.NUM_CLASSES if has_labels else 0,
+            "class_names": list(palette.CLASS_NAMES) if has_labels else [],
             "splits": counts,
-            "attributes": [str(c) for c in table.columns],
-            "split_source": "partition" if partition is not None else f"seed {seed}",
+            "attributes": [str(c) for c in inputs.attributes.columns],
+            "split_source": split_source,
+            "dataset": inputs.dataset,
+            "domain_a": domain_a,
+            "paired": paired,
+            "domain_names": _domain_names(inputs, cfg, domain_a),
+            "domain_splits": {d: {s: int((in_d & (split_of == s)).sum()) for s in store.SPLITS}
+                              for d, in_d in (("a", (kept["domain"] != "b").to_numpy()),
+                                              ("b", (kept["domain"] != "a").to_numpy()))},
         })
-        if len(manifest) + len(rejects) + n_filtered_out != n_inputs:  # the never-drop-silently invariant
+        if len(manifest) + len(rejects) + chosen.n_filtered_out != n_inputs:  # the never-drop-silently invariant
             raise RuntimeError(f"curate lost track of images: {len(manifest)} kept + {len(rejects)} rejected + "
-                               f"{n_filtered_out} filtered out != {n_inputs} inputs")
+                               f"{chosen.n_filtered_out} filtered out != {n_inputs} inputs")
 
     if rejects:
         log.warning("rejected %d images: %s (see %s)", len(rejects), _reason_counts(rejects),
                     Path(out_dir) / store.REJECTS)
-    log.info("kept %s", counts)
-    return CurateSummary(splits=counts, n_rejected=len(rejects), n_filtered_out=n_filtered_out,
-                         n_ignored=n_ignored)
+    log.info("kept %s (%s)", counts, split_source)
+    return CurateSummary(splits=counts, n_rejected=len(rejects), n_filtered_out=chosen.n_filtered_out,
+                         n_ignored=inputs.n_ignored, filtered=dict(chosen.filtered))
 
 
 def split_by_seed(n: int, fractions: SplitConfig, seed: int) -> np.ndarray:
@@ -146,102 +158,91 @@ def split_by_seed(n: int, fractions: SplitConfig, seed: int) -> np.ndarray:
     return split_of
 
 
+def assign_splits(items: pd.DataFrame, fractions: SplitConfig, seed: int,
+                  origin: str = "the data set's own splits") -> tuple[np.ndarray, str]:
+    """The split of each input (rows sorted by image_id), and how it was chosen.
+
+    Per domain: inputs without a split from the data set are split by seed with the fractions; if
+    the data set gives splits but no val (Cityscapes, whose official val serves as test; pix2pix
+    folders without val/), val is carved from train by seed, val / (train + val) of it.
+    """
+    split_of = items["split"].to_numpy(dtype=object).copy()
+    notes = set()
+    for domain in sorted(set(items["domain"])):
+        rows = np.flatnonzero(items["domain"].to_numpy() == domain)
+        blank, given = rows[split_of[rows] == ""], rows[split_of[rows] != ""]
+        if len(blank):
+            split_of[blank] = split_by_seed(len(blank), fractions, seed)
+            notes.add(f"seed {seed}")
+        if len(given):
+            notes.add(origin)
+        train = given[split_of[given] == "train"]
+        if len(blank) == 0 and len(train) and not (split_of[given] == "val").any() and fractions.val > 0:
+            n_val = round(len(train) * fractions.val / (fractions.train + fractions.val))
+            split_of[train[np.random.default_rng(seed).permutation(len(train))[:n_val]]] = "val"
+            notes.add(f"val carved from train by seed {seed}")
+            log.info("domain %s has no val split: %d of its %d train images become val (seed %d)",
+                     domain, n_val, len(train), seed)
+    return split_of, "; ".join(sorted(notes))
+
+
 # --------------------------------------------------------------------------- internals
 
 
-def _inputs(images_dir: Path, attr_path: Path | None,
-            rejects: list[tuple[str, str]]) -> tuple[pd.DataFrame, dict[str, Path], int]:
-    """The input table (index image_id, attribute columns), each id's file, and how many files
-    on disk the table ignores. Ids whose file is missing go to `rejects`."""
-    names = sorted(entry.name for entry in os.scandir(images_dir)
-                   if entry.is_file() and not entry.name.startswith("."))
-    if attr_path is None:
-        images = [n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES]
-        if len(images) < len(names):
-            log.info("%s: ignoring %d files that are not named as images", images_dir, len(names) - len(images))
-        table = pd.DataFrame(index=pd.Index(images, name="image_id", dtype=str))
-        return table, {n: images_dir / n for n in images}, 0
-
-    table = read_attr_table(Path(attr_path))
-    on_disk = set(names)
-    by_stem: dict[str, list[str]] = {}
-    for name in names:
-        by_stem.setdefault(Path(name).stem, []).append(name)
-    files: dict[str, Path] = {}
-    present = np.zeros(len(table), dtype=bool)
-    for row, image_id in enumerate(table.index):
-        if image_id in on_disk:
-            files[image_id] = images_dir / image_id
-        elif not Path(image_id).suffix and len(by_stem.get(image_id, [])) == 1:  # ids without extension
-            files[image_id] = images_dir / by_stem[image_id][0]
-        elif len(by_stem.get(image_id, [])) > 1:
-            rejects.append((str(images_dir / image_id), f"ambiguous: several files {by_stem[image_id]}"))
-            continue
-        else:
-            rejects.append((str(images_dir / image_id), "file not found"))
-            continue
-        present[row] = True
-    n_ignored = len(on_disk - {p.name for p in files.values()})
-    if n_ignored:
-        log.info("%s: ignoring %d files that %s does not list", images_dir, n_ignored, attr_path)
-    return table.loc[present], files, n_ignored
+def _domain_names(inputs: Inputs, cfg: CurateConfig, domain_a: str) -> dict[str, str]:
+    if cfg.domain_a:  # two domains picked by attributes: name them by their filters
+        return {d: ", ".join(f"{k}={v}" for k, v in values.items())
+                for d, values in (("a", cfg.domain_a), ("b", cfg.domain_b))}
+    return {"a": inputs.domain_names.get("a", "A") if domain_a != "none" else "",
+            "b": inputs.domain_names.get("b", "B")}
 
 
-def _partition(cfg: CurateConfig, partition_path: Path | None) -> pd.Series | None:
-    if partition_path is None:
-        log.info("splitting by seed with fractions %s (no partition file)", cfg.split)
-        return None
-    if not cfg.use_partition:
-        log.info("ignoring the partition file %s (curate.use_partition is false)", partition_path)
-        return None
-    return read_partition(Path(partition_path))
+def _store_domain_a(a_format: str) -> str:
+    if a_format in LABEL_FORMATS:
+        return "labels"
+    return "none" if a_format == "none" else "images"
 
 
-def _label_path(labels_dir: Path, photo: Path) -> Path:
-    return labels_dir / f"{photo.stem}.png"
+@dataclass
+class _Staged:
+    photos: np.ndarray | None  # (N, S, S, 3): domain B of each input that has one
+    labels: np.ndarray | None  # (N, S, S) train ids
+    images_a: np.ndarray | None  # (N, S, S, 3) domain-A images
 
 
-def _load_all(ids: list[str], files: dict[str, Path], labels_dir: Path | None, cfg: CurateConfig,
-              image_size: int, tmp: Path, rejects: list[tuple[str, str]],
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[str]]:
-    """Decode, check and resize every image once into staging arrays.
+def _load_all(items: pd.DataFrame, a_format: str, cfg: CurateConfig, image_size: int, tmp: Path,
+              rejects: list[tuple[str, str]]) -> tuple[np.ndarray, _Staged, list[str]]:
+    """Decode, check and resize every input once into staging arrays (row i = items row i).
 
-    Returns (ok mask, photos (N, S, S, 3), labels (N, S, S) or None, conversions per row).
+    Returns (ok mask, staged arrays, conversions per row).
     """
-    n, size = len(ids), image_size
-    photos = _staging(tmp / "_staging_photos.npy", (n, size, size, 3))
-    labels = _staging(tmp / "_staging_labels.npy", (n, size, size)) if labels_dir is not None else None
+    n, size = len(items), image_size
+    domains = set(items["domain"])
+    staged = _Staged(
+        photos=_staging(tmp / "_staging_photos.npy", (n, size, size, 3)) if domains - {"a"} else None,
+        labels=_staging(tmp / "_staging_labels.npy", (n, size, size)) if a_format in LABEL_FORMATS else None,
+        images_a=_staging(tmp / "_staging_a.npy", (n, size, size, 3))
+        if a_format not in (*LABEL_FORMATS, "none") and domains - {"b"} else None)
     ok = np.zeros(n, dtype=bool)
     conversions = [""] * n
-    for row, image_id in enumerate(ids):
-        path = files[image_id]
+    for row, (domain, file, a_file) in enumerate(zip(items["domain"], items["file"], items["a_file"])):
         try:
-            rgb, steps = load_rgb(path, cfg.max_pixels)
+            loaded = load_input(domain, file, a_file, a_format, cfg.max_pixels, cfg.palette_tolerance)
         except BadImage as exc:
-            rejects.append((str(path), str(exc)))
+            rejects.append((file, str(exc)))
             continue
-        height, width = rgb.shape[:2]
-        if labels is not None:
-            label_path = _label_path(labels_dir, path)
-            if not label_path.is_file():
-                rejects.append((str(path), f"label map {label_path} not found"))
+        steps = loaded.conversions
+        for name, image in (("photos", loaded.b), ("images_a", loaded.a)):
+            if image is None:
                 continue
-            try:
-                ids_map = load_label(label_path, cfg.max_pixels, cfg.palette_tolerance)
-            except BadImage as exc:
-                rejects.append((str(path), f"label map {label_path}: {exc}"))
-                continue
-            if ids_map.shape != (height, width):
-                rejects.append((str(path), f"label map {label_path} is {ids_map.shape[1]}x{ids_map.shape[0]} "
-                                           f"but the photo is {width}x{height}"))
-                continue
-            labels[row] = resize_square(ids_map, size, nearest=True)  # never interpolate ids
-        if min(height, width) < size:
-            steps.append(f"upscaled from {width}x{height}")
-        photos[row] = resize_square(rgb, size)
+            if min(image.shape[:2]) < size and not any(s.startswith("upscaled") for s in steps):
+                steps.append(f"upscaled from {image.shape[1]}x{image.shape[0]}")
+            getattr(staged, name)[row] = resize_square(image, size)
+        if loaded.labels is not None:
+            staged.labels[row] = resize_square(loaded.labels, size, nearest=True)  # never interpolate ids
         conversions[row] = "; ".join(steps)
         ok[row] = True
-    return ok, photos, labels, conversions
+    return ok, staged, conversions
 
 
 def _staging(path: Path, shape: tuple[int, ...]) -> np.ndarray:
@@ -251,17 +252,19 @@ def _staging(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     return np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
 
 
-def _write_split(tmp: Path, split: str, rows: np.ndarray, photos: np.ndarray, labels: np.ndarray | None,
+def _write_split(tmp: Path, split: str, b_rows: np.ndarray, a_rows: np.ndarray, staged: _Staged, domain_a: str,
                  image_size: int) -> None:
-    out_photos, out_labels = store.create_split_arrays(tmp, split, len(rows), image_size, labels is not None)
-    for start in range(0, len(rows), _CHUNK):
-        chunk = rows[start:start + _CHUNK]
-        out_photos[start:start + len(chunk)] = photos[chunk]
-        if out_labels is not None:
-            out_labels[start:start + len(chunk)] = labels[chunk]
-    for array in (out_photos, out_labels):
-        if isinstance(array, np.memmap):
-            array.flush()
+    outs = store.create_split_arrays(tmp, split, len(b_rows), len(a_rows), image_size, domain_a)
+    sources = ((outs.photos, staged.photos, b_rows), (outs.labels, staged.labels, a_rows),
+               (outs.images_a, staged.images_a, a_rows))
+    for out, staging, rows in sources:
+        if out is None:
+            continue
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start:start + _CHUNK]
+            out[start:start + len(chunk)] = staging[chunk]
+        if isinstance(out, np.memmap):
+            out.flush()
 
 
 def _reason_counts(rejects: list[tuple[str, str]]) -> str:

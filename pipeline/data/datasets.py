@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.data.palette import ids_to_colour
-from pipeline.data.store import load_split
+from pipeline.data.store import load_split, read_info
 from pipeline.models.base import Batch
 
 
@@ -28,12 +28,48 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
 
 
+PAIRED_METHODS = ("pix2pix", "bicyclegan")  # they learn from aligned (A, B) pairs
+
+
 def domain_arrays(curated: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Domain A (label maps painted in Cityscapes colours) and domain B (photos) of one split."""
+    """Domain A (label maps painted in Cityscapes colours, or A images) and domain B (photos) of one
+    split; in an unpaired store the two differ in length and row i of one is not row i of the other."""
+    info = read_info(curated)
+    if info["domain_a"] == "none":
+        raise ValueError(f"{curated}: data set {info['dataset']!r} holds one domain only "
+                         f"({info['domain_names'].get('b') or 'photos'}); there is nothing to translate from")
     arrays = load_split(curated, split)
-    if arrays.labels is None:
-        raise ValueError(f"{curated}: split {split!r} has no label maps; labels -> photo needs them")
-    return ids_to_colour(np.asarray(arrays.labels)), np.asarray(arrays.photos)
+    a = ids_to_colour(np.asarray(arrays.labels)) if arrays.labels is not None else np.asarray(arrays.images_a)
+    return a, np.asarray(arrays.photos)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    a: np.ndarray  # (N, S, S, 3) uint8 domain A
+    b: np.ndarray  # (M, S, S, 3) uint8 domain B
+    paired: bool  # row i of A and row i of B are a pair
+    a_is_labels: bool  # A is label maps painted in palette colours (resized nearest, never blended)
+
+
+def training_arrays(curated: Path, split: str, method: str) -> TrainingData:
+    """Domains A and B of a split for training `method`.
+
+    Raises ValueError naming the data set and the method when the method cannot learn from it: a
+    data set of one domain (nothing to translate from), or pix2pix / BicycleGAN on unpaired data.
+    """
+    info = read_info(curated)
+    name = f"data set {info['dataset']!r} ({curated})"
+    if info["domain_a"] == "none":
+        raise ValueError(f"{method} cannot train on {name}: it holds one domain only "
+                         f"({info['domain_names'].get('b') or 'photos'}), so there is nothing to translate from; "
+                         "train on a two-domain data set and translate these images with "
+                         "`python -m stages translate-folder`")
+    if method in PAIRED_METHODS and not info["paired"]:
+        names = info["domain_names"]
+        raise ValueError(f"{method} learns from aligned pairs, but {name} is unpaired ({names.get('a')} vs "
+                         f"{names.get('b')}): train cyclegan on it (dvc repro evaluate@cyclegan)")
+    a, b = domain_arrays(curated, split)
+    return TrainingData(a=a, b=b, paired=bool(info["paired"]), a_is_labels=info["domain_a"] == "labels")
 
 
 def _resize(images: torch.Tensor, size: int, mode: str) -> torch.Tensor:
@@ -54,30 +90,38 @@ class SamplerSpec:
     batch_size: int
     flip: bool
     seed: int
-    paired: bool  # False: A and B come from disjoint halves of the split (CycleGAN never sees pairs)
+    paired: bool  # draw (A[i], B[i]) pairs; False: A and B independently (CycleGAN never sees pairs)
+    data_paired: bool = True  # A[i] and B[i] are a pair: unpaired draws then use disjoint halves
+    a_is_labels: bool = True  # A is painted label maps: resized nearest so that colours stay palette colours
 
 
 class BatchSampler:
     """Deterministic batches (A, B) for training step `step`."""
 
     def __init__(self, a: np.ndarray, b: np.ndarray, spec: SamplerSpec, device: torch.device):
-        if len(a) != len(b):
+        if spec.paired and not spec.data_paired:
+            raise ValueError("paired batches need paired data; these domains are unpaired")
+        if spec.data_paired and len(a) != len(b):
             raise ValueError(f"domain A has {len(a)} images but domain B has {len(b)}")
-        n = len(a)
         if spec.paired:
-            self.index_a = self.index_b = torch.arange(n)
-        else:
-            half = n // 2
+            self.index_a = self.index_b = torch.arange(len(a))
+        elif spec.data_paired:
+            half = len(a) // 2
             if half < 1:
-                raise ValueError(f"unpaired training needs at least 2 images, got {n}")
+                raise ValueError(f"unpaired training needs at least 2 images, got {len(a)}")
             # disjoint halves: no photo's own label map is ever in the other domain
             self.index_a, self.index_b = torch.arange(0, half), torch.arange(half, 2 * half)
+        else:  # truly unpaired data: every image of each domain, in independent orders
+            if min(len(a), len(b)) < 1:
+                raise ValueError(f"unpaired training needs images in both domains, got A {len(a)}, B {len(b)}")
+            self.index_a, self.index_b = torch.arange(len(a)), torch.arange(len(b))
         self.spec = spec
         self.device = device
         self._perm: dict[int, torch.Tensor] = {}
         self._perm_key: dict[int, tuple[int, int]] = {}
         # labels are resized with nearest so that every pixel stays a palette colour
-        self.a = _resize(torch.from_numpy(np.array(a)), spec.load_size, "nearest").to(device)
+        mode_a = "nearest" if spec.a_is_labels else "bicubic"
+        self.a = _resize(torch.from_numpy(np.array(a)), spec.load_size, mode_a).to(device)
         self.b = _resize(torch.from_numpy(np.array(b)), spec.load_size, "bicubic").to(device)
 
     def _indices(self, pool: torch.Tensor, step: int, stream: int) -> torch.Tensor:
@@ -122,10 +166,11 @@ class BatchSampler:
 
 
 def fixed_batch(curated: Path, split: str, n: int, device: torch.device) -> Batch:
-    """The first `n` images of a split, uncropped: the inputs of sample grids."""
+    """The first `n` images of a split, uncropped: the inputs of sample grids (in an unpaired store
+    row i of B is not row i's target, only an example of domain B)."""
     a, b = domain_arrays(curated, split)
-    n = min(n, len(a))
+    n = min(n, len(a), len(b))
     if n == 0:
-        raise ValueError(f"{curated}: split {split!r} is empty")
+        raise ValueError(f"{curated}: split {split!r} is empty (domain A {len(a)}, domain B {len(b)} images)")
     return Batch(a=to_unit(torch.from_numpy(np.array(a[:n]))).to(device),
                  b=to_unit(torch.from_numpy(np.array(b[:n]))).to(device))

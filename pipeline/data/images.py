@@ -12,6 +12,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipeline.data import palette
 
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 _EXIF_ORIENTATION = 0x0112
 # other colour spaces, which PIL converts to RGB
 _COLOUR_TO_RGB = {"CMYK": "cmyk->rgb", "YCbCr": "ycbcr->rgb", "LAB": "lab->rgb", "HSV": "hsv->rgb",
@@ -67,6 +68,33 @@ def load_label(path: Path, max_pixels: int, tolerance: float) -> np.ndarray:
                        f"({100.0 * n_off / off.size:.2f}%) are farther than {tolerance:g} from every "
                        f"Cityscapes colour, e.g. RGB {example} at (row {row}, col {col})")
     return ids
+
+
+def load_label_ids(path: Path, max_pixels: int) -> np.ndarray:
+    """Decode a Cityscapes `*_gtFine_labelIds.png` (one channel of label ids) into (H, W) uint8 train
+    ids (255 = ignore). A colour or 16-bit map raises BadImage: its values would not be label ids."""
+    path = Path(path)
+    img, _ = _open_decoded(path, max_pixels)
+    try:
+        if img.mode not in ("L", "P"):
+            raise BadImage(f"label id map of mode {img.mode!r}: expected one 8-bit channel of Cityscapes "
+                           "label ids (a *_gtFine_labelIds.png; colour maps are *_gtFine_color.png)")
+        label_ids = np.asarray(img)  # mode P: the palette indices are the ids
+    finally:
+        img.close()
+    return palette.label_ids_to_train_ids(np.ascontiguousarray(label_ids, dtype=np.uint8))
+
+
+def split_ab(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A side-by-side A|B image (H, 2W, 3) -> its left and right halves (H, W, 3) each.
+
+    Raises BadImage for an odd width, which has no middle to cut at.
+    """
+    height, width = rgb.shape[:2]
+    if width % 2:
+        raise BadImage(f"A|B image of odd width {width} (height {height}): cannot be cut into two equal halves")
+    half = width // 2
+    return np.ascontiguousarray(rgb[:, :half]), np.ascontiguousarray(rgb[:, half:])
 
 
 def resize_square(image: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:

@@ -31,6 +31,17 @@ CITYSCAPES_CLASSES: tuple[tuple[int, str, tuple[int, int, int]], ...] = (
     (18, "bicycle", (119, 11, 32)),
 )
 NUM_CLASSES = len(CITYSCAPES_CLASSES)
+
+# Cityscapes label id -> train id (cityscapesScripts labels.py, the `id` and `trainId` columns);
+# the 15 other ids (unlabeled, ego vehicle, ground, parking, rail track, guard rail, bridge,
+# tunnel, polegroup, caravan, trailer, ...) and every value above 33 are ignored (255)
+LABEL_ID_TO_TRAIN_ID_PAIRS: tuple[tuple[int, int], ...] = (
+    (7, 0), (8, 1), (11, 2), (12, 3), (13, 4), (17, 5), (19, 6), (20, 7), (21, 8), (22, 9), (23, 10),
+    (24, 11), (25, 12), (26, 13), (27, 14), (28, 15), (31, 16), (32, 17), (33, 18),
+)
+LABEL_ID_TO_TRAIN_ID = np.full(256, 255, dtype=np.uint8)
+for _label_id, _train_id in LABEL_ID_TO_TRAIN_ID_PAIRS:
+    LABEL_ID_TO_TRAIN_ID[_label_id] = _train_id
 CLASS_NAMES: tuple[str, ...] = tuple(name for _, name, _ in CITYSCAPES_CLASSES)
 IGNORE_COLOUR = (0, 0, 0)
 
@@ -39,6 +50,13 @@ _ID_TO_COLOUR = np.zeros((256, 3), dtype=np.uint8)
 for _tid, _name, _rgb in CITYSCAPES_CLASSES:
     _ID_TO_COLOUR[_tid] = _rgb
 PALETTE = _ID_TO_COLOUR[:NUM_CLASSES].copy()  # (19, 3) uint8
+
+
+def label_ids_to_train_ids(label_ids: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 Cityscapes label ids (`*_gtFine_labelIds.png`) -> train ids 0..18, others 255."""
+    if label_ids.dtype != np.uint8:
+        raise ValueError(f"label ids must be uint8, got {label_ids.dtype}")
+    return LABEL_ID_TO_TRAIN_ID[label_ids]
 
 
 def ids_to_colour(ids: np.ndarray) -> np.ndarray:

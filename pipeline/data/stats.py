@@ -1,4 +1,5 @@
-"""Statistics of a curated data set: images per split and the class coverage of its label maps."""
+"""Statistics of a curated data set: images per split (and per domain when unpaired) and the class
+coverage of its label maps."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,6 +26,8 @@ def class_frequencies(labels: np.ndarray) -> dict[str, float]:
 def data_summary(curated: Path) -> dict[str, Any]:
     info = read_info(curated)
     summary: dict[str, Any] = {"images": {s: int(info["splits"].get(s, 0)) for s in SPLITS}}
+    if not info["paired"] and info["domain_a"] != "none" and "domain_splits" in info:
+        summary["images_by_domain"] = info["domain_splits"]  # unpaired: A and B counted apart
     if info["has_labels"]:
         coverage = {}
         for split in SPLITS:

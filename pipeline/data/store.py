@@ -1,10 +1,19 @@
 """The curated store: decoded uint8 arrays per split plus a manifest, written by `curate`.
 
-    <curated>/manifest.csv        image_id, split, photo_path, label_path, conversions, <attributes...>
-    <curated>/rejects.csv         file, reason
-    <curated>/info.json           image_size, has_labels, num_classes, class_names, splits, attributes
-    <curated>/<split>/photos.npy  (N, S, S, 3) uint8
-    <curated>/<split>/labels.npy  (N, S, S) uint8 train ids (labelled data sets only)
+    <curated>/manifest.csv          image_id, split, domain, photo_path, label_path, conversions,
+                                    [landmark_distance], <attributes...>
+    <curated>/rejects.csv           file, reason
+    <curated>/info.json             image_size, has_labels, num_classes, class_names, splits, attributes,
+                                    dataset, domain_a, paired, domain_names, domain_splits
+    <curated>/<split>/photos.npy    (N, S, S, 3) uint8: domain B
+    <curated>/<split>/labels.npy    (N, S, S) uint8 train ids: domain A of a labelled data set
+    <curated>/<split>/images_a.npy  (M, S, S, 3) uint8: domain A as images (domain_a "images")
+
+Domain A is label maps (`domain_a: labels`, painted in Cityscapes colours for the networks), RGB
+images (`images`), or absent (`none`: photos only). A manifest row is a pair (domain "ab": row i of
+both arrays) or, in an unpaired data set (`paired: false`), one image of domain "a" or "b"; each
+array's rows follow the manifest's rows of its domain. Stores written before domains existed lack
+the domain keys and column and read as paired, labelled or photos-only by `has_labels`.
 """
 from __future__ import annotations
 
@@ -22,7 +31,10 @@ REJECTS = "rejects.csv"
 INFO = "info.json"
 PHOTOS = "photos.npy"
 LABELS = "labels.npy"
-MANIFEST_COLUMNS = ("image_id", "split", "photo_path", "label_path", "conversions")
+IMAGES_A = "images_a.npy"
+MANIFEST_COLUMNS = ("image_id", "split", "domain", "photo_path", "label_path", "conversions")
+LANDMARK_DISTANCE = "landmark_distance"
+DOMAIN_A_KINDS = ("labels", "images", "none")
 REJECT_COLUMNS = ("file", "reason")
 _INFO_KEYS = ("image_size", "has_labels", "num_classes", "class_names", "splits", "attributes")
 
@@ -33,13 +45,16 @@ class StoreError(ValueError):
 
 @dataclass(frozen=True)
 class SplitArrays:
-    photos: np.ndarray  # (N, S, S, 3) uint8
+    photos: np.ndarray  # (N, S, S, 3) uint8, domain B
     labels: np.ndarray | None  # (N, S, S) uint8 train ids, or None for unlabelled data sets
-    ids: list[str]  # image_id of each row, in array order
+    ids: list[str]  # image_id of each row of photos (and labels), in array order
+    images_a: np.ndarray | None = None  # (M, S, S, 3) uint8 domain-A images (domain_a "images")
+    ids_a: list[str] | None = None  # image_id of each domain-A row (== ids for a paired store)
 
 
 def read_info(curated_dir: Path) -> dict[str, Any]:
-    """The store's info.json; StoreError if it is missing, not JSON, or lacks a key."""
+    """The store's info.json, with the domain keys filled in for stores written before them;
+    StoreError if it is missing, not JSON, or lacks a key."""
     path = Path(curated_dir) / INFO
     if not path.is_file():
         raise StoreError(f"{path}: missing; {curated_dir} is not a curated store (run the curate stage)")
@@ -52,6 +67,12 @@ def read_info(curated_dir: Path) -> dict[str, Any]:
     missing = [key for key in _INFO_KEYS if key not in info]
     if missing:
         raise StoreError(f"{path}: missing keys {missing}")
+    info.setdefault("domain_a", "labels" if info["has_labels"] else "none")
+    info.setdefault("paired", info["domain_a"] != "none")
+    info.setdefault("dataset", "streets" if info["has_labels"] else "unknown")
+    info.setdefault("domain_names", {"a": "label maps" if info["has_labels"] else "", "b": "photos"})
+    if info["domain_a"] not in DOMAIN_A_KINDS:
+        raise StoreError(f"{path}: domain_a {info['domain_a']!r} is not one of {list(DOMAIN_A_KINDS)}")
     return info
 
 
@@ -62,25 +83,39 @@ def load_split(curated_dir: Path, split: str, mmap: bool = True) -> SplitArrays:
     if split not in info["splits"]:
         raise StoreError(f"{curated_dir}: no split {split!r}; the store has {sorted(info['splits'])}")
     size = info["image_size"]
-    ids = _manifest_ids(curated_dir, split)
-    photos = _load_array(curated_dir / split / PHOTOS, mmap, (len(ids), size, size, 3))
-    labels = None
-    if info["has_labels"]:
-        labels = _load_array(curated_dir / split / LABELS, mmap, (len(ids), size, size))
-    return SplitArrays(photos=photos, labels=labels, ids=ids)
+    ids_b, ids_a = _manifest_ids(curated_dir, split)
+    photos = _load_array(curated_dir / split / PHOTOS, mmap, (len(ids_b), size, size, 3))
+    labels = images_a = None
+    if info["domain_a"] == "labels":
+        labels = _load_array(curated_dir / split / LABELS, mmap, (len(ids_a), size, size))
+    elif info["domain_a"] == "images":
+        images_a = _load_array(curated_dir / split / IMAGES_A, mmap, (len(ids_a), size, size, 3))
+    return SplitArrays(photos=photos, labels=labels, ids=ids_b, images_a=images_a,
+                       ids_a=ids_a if info["domain_a"] != "none" else [])
 
 
 # --------------------------------------------------------------------------- writing (used by curate)
 
 
-def create_split_arrays(curated_dir: Path, split: str, n: int, image_size: int,
-                        has_labels: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Writable (N, S, S, 3) and (N, S, S) uint8 .npy files for one split, to be filled in place."""
+@dataclass(frozen=True)
+class SplitOutputs:
+    photos: np.ndarray  # (N, S, S, 3)
+    labels: np.ndarray | None  # (M, S, S) when domain A is labels
+    images_a: np.ndarray | None  # (M, S, S, 3) when domain A is images
+
+
+def create_split_arrays(curated_dir: Path, split: str, n_b: int, n_a: int, image_size: int,
+                        domain_a: str) -> SplitOutputs:
+    """Writable uint8 .npy files for one split (N domain-B rows, M domain-A rows), to be filled in place."""
+    if domain_a not in DOMAIN_A_KINDS:
+        raise ValueError(f"domain_a must be one of {list(DOMAIN_A_KINDS)}, got {domain_a!r}")
     folder = Path(curated_dir) / split
     folder.mkdir(parents=True, exist_ok=True)
-    photos = _create_array(folder / PHOTOS, (n, image_size, image_size, 3))
-    labels = _create_array(folder / LABELS, (n, image_size, image_size)) if has_labels else None
-    return photos, labels
+    size = image_size
+    return SplitOutputs(
+        photos=_create_array(folder / PHOTOS, (n_b, size, size, 3)),
+        labels=_create_array(folder / LABELS, (n_a, size, size)) if domain_a == "labels" else None,
+        images_a=_create_array(folder / IMAGES_A, (n_a, size, size, 3)) if domain_a == "images" else None)
 
 
 def write_manifest(curated_dir: Path, manifest: pd.DataFrame) -> None:
@@ -106,15 +141,19 @@ def write_info(curated_dir: Path, info: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- internals
 
 
-def _manifest_ids(curated_dir: Path, split: str) -> list[str]:
+def _manifest_ids(curated_dir: Path, split: str) -> tuple[list[str], list[str]]:
+    """The ids of a split's domain-B rows and of its domain-A rows, in manifest order."""
     path = curated_dir / MANIFEST
     if not path.is_file():
         raise StoreError(f"{path}: missing; the store is incomplete")
     try:
-        manifest = pd.read_csv(path, usecols=["image_id", "split"], dtype=str, keep_default_na=False)
-    except (ValueError, pd.errors.ParserError) as exc:
+        manifest = pd.read_csv(path, usecols=lambda c: c in ("image_id", "split", "domain"), dtype=str,
+                               keep_default_na=False)
+        rows = manifest.loc[manifest["split"] == split]
+    except (ValueError, KeyError, pd.errors.ParserError) as exc:
         raise StoreError(f"{path}: malformed manifest ({exc})") from None
-    return manifest.loc[manifest["split"] == split, "image_id"].tolist()
+    domain = rows["domain"] if "domain" in rows.columns else pd.Series("ab", index=rows.index)
+    return (rows.loc[domain != "a", "image_id"].tolist(), rows.loc[domain != "b", "image_id"].tolist())
 
 
 def _create_array(path: Path, shape: tuple[int, ...]) -> np.ndarray:

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from pipeline.config import CurateConfig, SplitConfig
-from pipeline.data import curate as curate_module
+from pipeline.data import inputs as inputs_module
 from pipeline.data import palette, store
 from pipeline.data.attributes import filter_by_attributes, read_attr_table, read_partition
 from pipeline.data.curate import curate, split_by_seed
@@ -304,7 +304,7 @@ def test_an_interrupted_curate_leaves_the_previous_store_intact(celeba: Path, tm
                 attr_path=celeba / "list_attr_celeba.csv")
     curate(cfg=_cfg(require={"Male": 1}), **args)
     before = _snapshot(out)
-    real_load_rgb, calls = curate_module.load_rgb, []
+    real_load_rgb, calls = inputs_module.load_rgb, []
 
     def failing_load_rgb(path, max_pixels):
         calls.append(path)
@@ -312,13 +312,13 @@ def test_an_interrupted_curate_leaves_the_previous_store_intact(celeba: Path, tm
             raise RuntimeError("simulated crash mid-way")
         return real_load_rgb(path, max_pixels)
 
-    monkeypatch.setattr(curate_module, "load_rgb", failing_load_rgb)
+    monkeypatch.setattr(inputs_module, "load_rgb", failing_load_rgb)
     with pytest.raises(RuntimeError, match="simulated crash"):
         curate(cfg=_cfg(), **args)
     assert _snapshot(out) == before
     assert not list(tmp_path.glob(".curated.*"))
 
-    monkeypatch.setattr(curate_module, "load_rgb", real_load_rgb)
+    monkeypatch.setattr(inputs_module, "load_rgb", real_load_rgb)
     monkeypatch.setattr(store, "write_info", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError, match="disk full"):
         curate(cfg=_cfg(), **args)
