@@ -42,8 +42,11 @@ def label_score(generated_labels: np.ndarray, labels: np.ndarray) -> dict[str, A
 
 
 def baselines(curated: Path, segmenter: nn.Module, *, batch_size: int, device: torch.device) -> dict[str, Any]:
-    """"No learning" rows: labels painted with each class's mean train-photo colour (labels -> photo),
-    and each pixel given the class most frequent there in the train labels (photo -> labels)."""
+    """Trivial rows. labels -> photo: the label map itself (its palette colours) handed to the
+    segmenter as the photo (no learning at all), and the labels painted with each class's mean
+    train-photo colour (one colour per class fitted; it keeps the label's exact boundaries, so a
+    segmenter that reads layout scores it high). photo -> labels: each pixel given the class most
+    frequent there in the train labels."""
     train, test = load_split(curated, "train"), load_split(curated, "test")
     colour_sum = np.zeros((256, 3))
     counts = np.zeros(256)
@@ -62,8 +65,11 @@ def baselines(curated: Path, segmenter: nn.Module, *, batch_size: int, device: t
     prior = np.broadcast_to(majority, test.labels.shape)
     return {
         "labels_to_photo": fcn_score(segmenter, painted, test.labels, batch_size=batch_size, device=device),
+        "labels_to_photo_label_colours": fcn_score(segmenter, ids_to_colour(np.asarray(test.labels)), test.labels,
+                                                   batch_size=batch_size, device=device),
         "photo_to_labels": label_score(ids_to_colour(np.ascontiguousarray(prior)), test.labels),
         "name_labels_to_photo": "per-class mean colour painting",
+        "name_labels_to_photo_label_colours": "the label map's own colours as the photo",
         "name_photo_to_labels": "per-pixel majority class",
     }
 

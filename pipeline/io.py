@@ -64,3 +64,56 @@ def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically, keys sorted, so diffs of metrics files stay readable."""
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+# Per-class tables would make `dvc metrics show` hundreds of columns wide: a metrics file keeps the
+# scalars and a sibling file under per_class/ keeps the tables; readers merge the two.
+DETAIL_KEYS = frozenset({"per_class_iou", "class_coverage"})
+DETAILS_DIR = "per_class"
+
+
+def details_path(metrics_path: Path) -> Path:
+    """Where the per-class tables of the metrics file `metrics_path` are kept."""
+    return Path(metrics_path).parent / DETAILS_DIR / Path(metrics_path).name
+
+
+def _split_details(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    scalars, details = {}, {}
+    for key, value in record.items():
+        if key in DETAIL_KEYS:
+            details[key] = value
+        elif isinstance(value, dict):
+            scalars[key], inner = _split_details(value)
+            if inner:
+                details[key] = inner
+        else:
+            scalars[key] = value
+    return scalars, details
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def write_metrics(path: Path, record: dict[str, Any]) -> None:
+    """`record` less its per-class tables to `path` (a DVC metrics file); the tables to details_path."""
+    scalars, details = _split_details(record)
+    write_json(details_path(path), details)
+    write_json(path, scalars)
+
+
+def read_metrics(path: Path) -> Any:
+    """A metrics file with its per-class tables merged back in (when the details file exists)."""
+    value = json.loads(Path(path).read_text())
+    extra = details_path(path)
+    if isinstance(value, dict) and extra.is_file():
+        details = json.loads(extra.read_text())
+        if isinstance(details, dict):
+            value = _merge(value, details)
+    return value

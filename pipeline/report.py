@@ -17,6 +17,7 @@ import pandas as pd
 
 from pipeline.config import METHODS, Params, flatten
 from pipeline.data.palette import CLASS_NAMES
+from pipeline.io import read_metrics
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def load_metrics(metrics_dir: Path) -> tuple[dict[str, dict[str, Any]], list[str
             notes.append(f"`{path}` is missing: its rows are left out.")
             continue
         try:
-            value = json.loads(path.read_text())
+            value = read_metrics(path)  # with its per-class tables
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             notes.append(f"`{path}` is not valid JSON ({exc}): its rows are left out.")
             continue

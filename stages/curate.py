@@ -23,10 +23,10 @@ def curate(
     """Curate the raw data set into manifest.csv, rejects.csv and per-split uint8 arrays."""
     from pipeline.data.curate import curate_raw
     from pipeline.data.stats import data_summary
-    from pipeline.io import write_json
+    from pipeline.io import write_metrics
 
     cfg = read_params(params)
     with domain_errors(FileNotFoundError, KeyError, ValueError):
         result = curate_raw(raw_dir, out_dir, cfg.curate, cfg.image_size, cfg.seed)
-    write_json(summary, {"curation": dataclasses.asdict(result), **data_summary(out_dir)})
+    write_metrics(summary, {"curation": dataclasses.asdict(result), **data_summary(out_dir)})
     log.info("curated %s", result)

@@ -29,7 +29,7 @@ def train_segmenter(
     from pipeline.data.palette import CLASS_NAMES, NUM_CLASSES
     from pipeline.data.store import load_split
     from pipeline.evaluation import baselines, fcn_score, write_not_applicable
-    from pipeline.io import atomic_dir, write_json
+    from pipeline.io import atomic_dir, write_metrics
     from pipeline.metrics.segmenter import load_segmenter, save_segmenter, train_segmenter as fit
     from pipeline.tracking import MlflowTracker, NullTracker
     from stages.train import pick_device
@@ -44,8 +44,8 @@ def train_segmenter(
             reason = f"{data_dir} has no label maps: the FCN-score and its baselines do not apply"
             with atomic_dir(out_dir) as tmp:
                 record = write_not_applicable(tmp, reason)
-            write_json(real_metrics, record)
-            write_json(baseline_metrics, record)
+            write_metrics(real_metrics, record)
+            write_metrics(baseline_metrics, record)
             log.info("%s", reason)
             return
         tracker = NullTracker()
@@ -71,9 +71,9 @@ def train_segmenter(
     tracker.log_metrics({f"real_photos.{k}": v for k, v in real.items() if k != "per_class_iou"}, step=seg.steps)
     tracker.log_artifact(out_dir / "segmenter.safetensors", "model")
     tracker.finish()
-    write_json(real_metrics, {"labels_to_photo": real, "mlflow_run_id": tracker.run_id, "seconds": seconds,
+    write_metrics(real_metrics, {"labels_to_photo": real, "mlflow_run_id": tracker.run_id, "seconds": seconds,
                               "device": str(device)})
-    write_json(baseline_metrics, base)
+    write_metrics(baseline_metrics, base)
     log.info("segmenter on real test photos: per-pixel %.3f, per-class %.3f, class IoU %.3f (%.0f s)",
              real["per_pixel_acc"], real["per_class_acc"], real["class_iou"], seconds)
 
@@ -90,7 +90,7 @@ def evaluate(
     """FCN-scores, image metrics, diversity and realism of one method; added to its MLflow run."""
     from pipeline.config import flatten
     from pipeline.evaluation import evaluate_translations, not_applicable_reason
-    from pipeline.io import write_json
+    from pipeline.io import details_path, write_metrics
     from pipeline.metrics.segmenter import load_segmenter
     from pipeline.tracking import MlflowTracker
     from stages.train import pick_device
@@ -109,13 +109,14 @@ def evaluate(
         model_config = json.loads((model_dir / "config.json").read_text())
     run_id = model_config.get("mlflow_run_id")
     metrics.update(mlflow_run_id=run_id, seconds=time.perf_counter() - started)
-    write_json(out, metrics)
+    write_metrics(out, metrics)
     if run_id:  # the evaluation joins the training's run, so the MLflow UI compares both
         tracker = MlflowTracker(cfg.train.mlflow_experiment, run_name=method, run_id=run_id)
         scalars = {k: v for k, v in flatten(metrics).items()
                    if isinstance(v, (int, float)) and v is not None and ".per_class_iou." not in k and k != "seconds"}
         tracker.log_metrics(scalars, step=0)
         tracker.log_artifact(out, "metrics")
+        tracker.log_artifact(details_path(out), "metrics/per_class")
         tracker.finish()
     l2p = metrics.get("labels_to_photo", {})
     log.info("%s: labels->photo per-pixel %s, class IoU %s", method, l2p.get("per_pixel_acc"), l2p.get("class_iou"))

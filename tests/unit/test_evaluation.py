@@ -69,6 +69,12 @@ def test_samples_give_diversity_and_a_misordered_folder_is_refused(tiny_curated,
 
 def test_baselines_cover_both_directions(tiny_curated, segmenter):
     base = baselines(tiny_curated, segmenter, batch_size=4, device=CPU)
-    for direction in ("labels_to_photo", "photo_to_labels"):
+    for direction in ("labels_to_photo", "labels_to_photo_label_colours", "photo_to_labels"):
         assert 0.0 <= base[direction]["per_pixel_acc"] <= 1.0
     assert "mean colour" in base["name_labels_to_photo"]
+    assert "own colours" in base["name_labels_to_photo_label_colours"]
+    # the no-learning row is exactly the segmenter on the palette-coloured label maps
+    test = load_split(tiny_curated, "test")
+    direct = fcn_score(segmenter, ids_to_colour(np.asarray(test.labels)), np.asarray(test.labels),
+                       batch_size=4, device=CPU)
+    assert base["labels_to_photo_label_colours"]["per_pixel_acc"] == direct["per_pixel_acc"]

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from pipeline.config import Params
+from pipeline.io import details_path, read_metrics, write_metrics
 from pipeline.report import (UPPER_BOUND, build_report, class_frequency_table, diversity_table, fmt,
                              image_metrics_table, labels_to_photo_table, load_metrics, markdown_table,
                              params_diff_table, per_class_iou_table, photo_to_labels_table, provenance_table)
@@ -48,6 +49,19 @@ def fixture_metrics() -> dict[str, dict]:
 
 
 # --------------------------------------------------------------------------- tables
+
+
+def test_metrics_files_keep_scalars_and_per_class_tables_apart(tmp_path):
+    record = fixture_metrics()["data"] | {"labels_to_photo": fcn(0.5), "diversity": {"pixel_l1": 0.1}}
+    path = tmp_path / "m.json"
+    write_metrics(path, record)
+    shown = json.loads(path.read_text())  # what `dvc metrics show` flattens
+    assert "class_coverage" not in shown and "per_class_iou" not in shown["labels_to_photo"]
+    assert shown["labels_to_photo"]["per_pixel_acc"] == 0.5 and shown["diversity"] == {"pixel_l1": 0.1}
+    assert set(json.loads(details_path(path).read_text())) == {"class_coverage", "labels_to_photo"}
+    assert read_metrics(path) == json.loads(json.dumps(record))
+    details_path(path).unlink()  # a metrics file alone still reads
+    assert read_metrics(path) == shown
 
 
 def test_labels_to_photo_table_rows_in_the_papers_order():
@@ -138,7 +152,7 @@ def write_tree(root: Path, metrics: dict[str, dict]) -> dict[str, Path]:
         ("contact_sheet", "reports/figures/contact_sheet.png"), ("out", "reports/report.md")]}
     paths["metrics_dir"].mkdir(parents=True)
     for name, value in metrics.items():
-        (paths["metrics_dir"] / f"{name}.json").write_text(json.dumps(value))
+        write_metrics(paths["metrics_dir"] / f"{name}.json", value)  # as the stages write them
     rng = np.random.default_rng(0)
     test = paths["curated_dir"] / "test"
     test.mkdir(parents=True)
