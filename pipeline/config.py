@@ -34,6 +34,8 @@ def _check(key: str, ok: bool, message: str) -> None:
 DataSource = Literal["streets", "celeba", "cityscapes", "pix2pix_folders", "cyclegan_folders", "image_folder"]
 # sources whose two domains are folders or halves that the user may swap with data.direction
 SWAPPABLE_SOURCES = ("pix2pix_folders", "cyclegan_folders")
+# how curate makes a frame square: centre-crop it, or resize it whole (the papers' Cityscapes 2:1 -> 1:1)
+ResizeMode = Literal["crop", "stretch"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class CurateConfig:
     use_partition: bool = True  # the data set's own partition file (CelebA) when it has one
     max_pixels: int = 50_000_000  # larger images are refused as decompression bombs
     palette_tolerance: float = 24.0  # label colours within this RGB distance snap to the palette
+    resize: ResizeMode = "crop"  # photos and label maps alike (labels nearest)
 
     def __post_init__(self) -> None:
         for section in ("require", "exclude", "domain_a", "domain_b"):

@@ -3,7 +3,6 @@ the real-photos upper bound and trivial baselines, each where the data set allow
 pairs). Writes the metrics JSON the report reads."""
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -152,26 +151,3 @@ def _listed(path: Path, expected: list[str]) -> list[str]:
     if ids != expected:
         raise ValueError(f"{path} does not list the curated test split's images in order; translate again")
     return ids
-
-
-# --------------------------------------------------------------------------- not applicable
-
-NOT_APPLICABLE = "not_applicable.json"
-
-
-def write_not_applicable(out_dir: Path, reason: str) -> dict[str, Any]:
-    """Mark a stage output folder as "does not apply to this data set" (train_segmenter without labels)."""
-    from pipeline.io import write_json
-
-    record = {"applicable": False, "reason": reason}
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    write_json(Path(out_dir) / NOT_APPLICABLE, record)
-    return record
-
-
-def not_applicable_reason(folder: Path) -> str | None:
-    """The reason recorded by write_not_applicable, or None for a folder holding a real output."""
-    path = Path(folder) / NOT_APPLICABLE
-    if not path.is_file():
-        return None
-    return str(json.loads(path.read_text()).get("reason", "not applicable"))

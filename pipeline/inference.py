@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pipeline.applicability import NotApplicable, not_applicable_reason
 from pipeline.checkpoint import load_exported
 from pipeline.config import Params, params_from_dict
 from pipeline.data.datasets import domain_arrays, to_uint8, to_unit
@@ -32,7 +33,14 @@ class LoadedModel:
 
 
 def load_model(model_dir: Path, device: torch.device) -> LoadedModel:
-    """Rebuild a trained model from its export folder and load its weights."""
+    """Rebuild a trained model from its export folder and load its weights.
+
+    Raises NotApplicable for the folder that train@<method> writes when the method does not apply
+    to its data set: it holds the reason, never weights.
+    """
+    reason = not_applicable_reason(model_dir)
+    if reason is not None:
+        raise NotApplicable(f"{model_dir} holds no trained model, only a not-applicable record: {reason}")
     config, weights = load_exported(model_dir)
     try:
         method, params = config["method"], params_from_dict(config["params"])

@@ -12,9 +12,11 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 from torchvision.utils import save_image
 
+from pipeline.applicability import write_not_applicable
 from pipeline.checkpoint import STATE_FILE, read_training_state, restore_training_state, save_training_state
 from pipeline.config import ScheduleConfig
 from pipeline.data.datasets import BatchSampler
+from pipeline.io import atomic_dir, atomic_file
 from pipeline.models.base import Batch, Translator
 from pipeline.tracking import Tracker
 
@@ -56,6 +58,21 @@ def sample_grid(model: Translator, batch: Batch, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(rows.add(1).div(2).clamp(0, 1).cpu(), path, nrow=3, padding=2)
     return path
+
+
+LOGGED_ALWAYS = ("step", "lr", "images_per_s")  # the columns of every method's loss CSV, besides its losses
+
+
+def write_not_trained(reason: str, *, dataset: str, method: str, out_dir: Path, state_dir: Path,
+                      samples_dir: Path, losses_csv: Path) -> None:
+    """The outputs of a training that does not apply to the data set: each folder holds only the
+    not-applicable record (replaced whole, so no stale weights or state remain), the loss CSV only
+    the columns every method logs."""
+    for folder in (out_dir, state_dir, samples_dir):
+        with atomic_dir(folder) as tmp:
+            write_not_applicable(tmp, reason, dataset=dataset, method=method)
+    with atomic_file(losses_csv) as tmp:
+        tmp.write_text(",".join(LOGGED_ALWAYS) + "\n")
 
 
 class LossLog:

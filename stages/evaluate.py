@@ -26,9 +26,10 @@ def train_segmenter(
     """Train (or load, with segmenter.weights) the segmentation network behind the FCN-score."""
     import torch
 
+    from pipeline.applicability import write_not_applicable
     from pipeline.data.palette import CLASS_NAMES, NUM_CLASSES
     from pipeline.data.store import load_split
-    from pipeline.evaluation import baselines, fcn_score, write_not_applicable
+    from pipeline.evaluation import baselines, fcn_score
     from pipeline.io import atomic_dir, write_metrics
     from pipeline.metrics.segmenter import load_segmenter, save_segmenter, train_segmenter as fit
     from pipeline.tracking import MlflowTracker, NullTracker
@@ -87,9 +88,12 @@ def evaluate(
     out: Annotated[Path, typer.Option(help="Metrics JSON (DVC metrics).")],
     params: Path = ParamsOption,
 ) -> None:
-    """FCN-scores, image metrics, diversity and realism of one method; added to its MLflow run."""
+    """FCN-scores, image metrics, diversity and realism of one method; added to its MLflow run.
+    A method that did not apply to the data set gets `{"applicable": false, "reason": ...}`."""
+    from pipeline.applicability import not_applicable_reason
     from pipeline.config import flatten
-    from pipeline.evaluation import evaluate_translations, not_applicable_reason
+    from pipeline.data.store import read_info
+    from pipeline.evaluation import evaluate_translations
     from pipeline.io import details_path, write_metrics
     from pipeline.metrics.segmenter import load_segmenter
     from pipeline.tracking import MlflowTracker
@@ -98,6 +102,11 @@ def evaluate(
     cfg = read_params(params)
     started = time.perf_counter()
     with domain_errors(ValueError, FileNotFoundError, RuntimeError):
+        reason = not_applicable_reason(translated_dir) or not_applicable_reason(model_dir)
+        if reason is not None:  # the data set's name lets the report leave out another data set's record
+            write_metrics(out, {"applicable": False, "reason": reason, "dataset": read_info(data_dir)["dataset"]})
+            log.warning("%s: not evaluated: %s", method, reason)
+            return
         device = pick_device(cfg.train.device)
         net = None
         if not_applicable_reason(segmenter_dir) is None:  # no segmenter for a data set without labels

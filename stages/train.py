@@ -1,5 +1,6 @@
 """DVC stage `train@<method>`: fit one method on data/curated/train; writes the exported
-generators and training state under --out-dir and --state-dir, losses to --losses-csv."""
+generators and training state under --out-dir and --state-dir, losses to --losses-csv. Where the
+method does not apply to the data set, every output holds a not-applicable record instead."""
 from __future__ import annotations
 
 import dataclasses
@@ -32,29 +33,41 @@ def train(
     params: Path = ParamsOption,
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
-    """Train one translation method and record the run in MLflow."""
+    """Train one translation method and record the run in MLflow (or record why it does not apply)."""
     import torch
 
     from pipeline.ablations import run_labels
+    from pipeline.applicability import NOT_APPLICABLE, method_not_applicable
     from pipeline.checkpoint import export_networks
     from pipeline.config import METHODS
     from pipeline.data.datasets import BatchSampler, SamplerSpec, fixed_batch, training_arrays
+    from pipeline.data.store import read_info
     from pipeline.io import atomic_dir, write_json
     from pipeline.models import build_model
     from pipeline.tracking import MlflowTracker, dvc_experiment
-    from pipeline.training import LoopSettings, fit, resumable_run_id
+    from pipeline.training import LoopSettings, fit, resumable_run_id, write_not_trained
 
     cfg = read_params(params)
     if method not in METHODS:
         log.error("unknown method %r; expected one of %s", method, list(METHODS))
         raise typer.Exit(code=1)
     with domain_errors(ValueError, FileNotFoundError):
+        info = read_info(data_dir)  # a missing or broken store fails here, loudly
+    reason = method_not_applicable(info, method)
+    if reason is not None:  # not an error: this kind of data cannot train the method
+        write_not_trained(reason, dataset=info["dataset"], method=method, out_dir=out_dir, state_dir=state_dir,
+                          samples_dir=samples_dir, losses_csv=losses_csv)
+        log.warning("%s not trained: %s", method, reason)
+        return
+    for folder in (state_dir, samples_dir):  # DVC keeps these (persist): drop the record of an earlier data set
+        (folder / NOT_APPLICABLE).unlink(missing_ok=True)
+    with domain_errors(ValueError, FileNotFoundError):
         device = pick_device(cfg.train.device)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         torch.manual_seed(cfg.seed)
         schedule = cfg.schedule(method)
-        data = training_arrays(data_dir, "train", method)  # refuses unpaired data for pix2pix / BicycleGAN
+        data = training_arrays(data_dir, "train", method)
         spec = SamplerSpec(image_size=cfg.image_size, load_size=cfg.train.load_size, batch_size=schedule.batch_size,
                            flip=cfg.train.flip, seed=cfg.seed, paired=method != "cyclegan",
                            data_paired=data.paired, a_is_labels=data.a_is_labels)

@@ -1,5 +1,6 @@
 """DVC stage `translate@<method>`: translate the test split of --data-dir with the model in
---model-dir into --out-dir; and `translate-folder`, the user command for any folder of images."""
+--model-dir into --out-dir (or pass on its not-applicable record); and `translate-folder`, the user
+command for any folder of images."""
 from __future__ import annotations
 
 import logging
@@ -22,11 +23,21 @@ def translate(
     params: Path = ParamsOption,
 ) -> None:
     """Translate a split of the curated data set (BicycleGAN: several samples per input)."""
+    from pipeline.applicability import NOT_APPLICABLE, not_applicable_record
     from pipeline.inference import load_model, translate_split
+    from pipeline.io import atomic_dir, write_json
     from stages.train import pick_device
 
     cfg = read_params(params)
     with domain_errors(ValueError, FileNotFoundError):
+        record = not_applicable_record(model_dir)
+        if record is not None and record.get("method", method) != method:
+            raise ValueError(f"{model_dir} holds the record of {record['method']}, not {method}")
+        if record is not None:  # train@<method> did not apply: pass its record on, translate nothing
+            with atomic_dir(out_dir) as tmp:
+                write_json(tmp / NOT_APPLICABLE, record)
+            log.warning("%s: nothing to translate: %s", method, record["reason"])
+            return
         device = pick_device(cfg.train.device)
         loaded = load_model(model_dir, device)
         if loaded.method != method:

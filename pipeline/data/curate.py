@@ -237,9 +237,13 @@ def _load_all(items: pd.DataFrame, a_format: str, cfg: CurateConfig, image_size:
                 continue
             if min(image.shape[:2]) < size and not any(s.startswith("upscaled") for s in steps):
                 steps.append(f"upscaled from {image.shape[1]}x{image.shape[0]}")
-            getattr(staged, name)[row] = resize_square(image, size)
-        if loaded.labels is not None:
-            staged.labels[row] = resize_square(loaded.labels, size, nearest=True)  # never interpolate ids
+            getattr(staged, name)[row] = resize_square(image, size, mode=cfg.resize)
+        if loaded.labels is not None:  # the same geometry as its photo; nearest never interpolates ids
+            staged.labels[row] = resize_square(loaded.labels, size, nearest=True, mode=cfg.resize)
+        shapes = [x.shape[:2] for x in (loaded.b, loaded.a, loaded.labels) if x is not None]
+        if cfg.resize == "stretch" and any(h != w for h, w in shapes):
+            h, w = next((h, w) for h, w in shapes if h != w)
+            steps.append(f"stretched from {w}x{h} (aspect not kept)")
         conversions[row] = "; ".join(steps)
         ok[row] = True
     return ok, staged, conversions

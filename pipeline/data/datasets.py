@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pipeline.applicability import method_not_applicable
 from pipeline.data.palette import ids_to_colour
 from pipeline.data.store import load_split, read_info
 from pipeline.models.base import Batch
@@ -26,9 +27,6 @@ def to_unit(images: torch.Tensor) -> torch.Tensor:
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) float in [-1, 1] -> (N, H, W, 3) uint8 on the CPU."""
     return images.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
-
-
-PAIRED_METHODS = ("pix2pix", "bicyclegan")  # they learn from aligned (A, B) pairs
 
 
 def domain_arrays(curated: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -54,20 +52,13 @@ class TrainingData:
 def training_arrays(curated: Path, split: str, method: str) -> TrainingData:
     """Domains A and B of a split for training `method`.
 
-    Raises ValueError naming the data set and the method when the method cannot learn from it: a
-    data set of one domain (nothing to translate from), or pix2pix / BicycleGAN on unpaired data.
+    Raises ValueError naming the data set and the method when the method cannot learn from it
+    (`method_not_applicable`: a data set of one domain, or pix2pix / BicycleGAN on unpaired data).
     """
     info = read_info(curated)
-    name = f"data set {info['dataset']!r} ({curated})"
-    if info["domain_a"] == "none":
-        raise ValueError(f"{method} cannot train on {name}: it holds one domain only "
-                         f"({info['domain_names'].get('b') or 'photos'}), so there is nothing to translate from; "
-                         "train on a two-domain data set and translate these images with "
-                         "`python -m stages translate-folder`")
-    if method in PAIRED_METHODS and not info["paired"]:
-        names = info["domain_names"]
-        raise ValueError(f"{method} learns from aligned pairs, but {name} is unpaired ({names.get('a')} vs "
-                         f"{names.get('b')}): train cyclegan on it (dvc repro evaluate@cyclegan)")
+    reason = method_not_applicable(info, method)
+    if reason is not None:
+        raise ValueError(f"{curated}: {reason}")
     a, b = domain_arrays(curated, split)
     return TrainingData(a=a, b=b, paired=bool(info["paired"]), a_is_labels=info["domain_a"] == "labels")
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import struct
 import warnings
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pipeline.config import ResizeMode
 from pipeline.data import palette
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
@@ -18,6 +20,7 @@ _EXIF_ORIENTATION = 0x0112
 _COLOUR_TO_RGB = {"CMYK": "cmyk->rgb", "YCbCr": "ycbcr->rgb", "LAB": "lab->rgb", "HSV": "hsv->rgb",
                   "RGBX": "rgbx->rgb"}
 _LABEL_MODES = ("RGB", "RGBA", "RGBX", "P", "PA")
+RESIZE_MODES: tuple[str, ...] = get_args(ResizeMode)
 
 
 class BadImage(ValueError):
@@ -97,18 +100,23 @@ def split_ab(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(rgb[:, :half]), np.ascontiguousarray(rgb[:, half:])
 
 
-def resize_square(image: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
-    """Centre-crop the largest square and resize it to (size, size).
+def resize_square(image: np.ndarray, size: int, nearest: bool = False, mode: ResizeMode = "crop") -> np.ndarray:
+    """Resize to (size, size): centre-crop the largest square first (mode "crop"), or take the whole
+    image and let the aspect ratio go (mode "stretch", as the papers resized Cityscapes' 2:1 frames).
 
     Photos use LANCZOS (antialiased when shrinking); label maps must pass nearest=True so that
     ids are never interpolated. Works for (H, W) and (H, W, C) uint8 arrays.
     """
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"resize mode must be one of {list(RESIZE_MODES)}, got {mode!r}")
     height, width = image.shape[:2]
     if height == width == size:
         return image
+    resample = Image.Resampling.NEAREST if nearest else Image.Resampling.LANCZOS
+    if mode == "stretch":
+        return np.asarray(Image.fromarray(image).resize((size, size), resample))
     side = min(height, width)
     left, top = (width - side) // 2, (height - side) // 2
-    resample = Image.Resampling.NEAREST if nearest else Image.Resampling.LANCZOS
     # resizing from a box crops and resizes in one pass, with the filter seeing the pixels
     # just outside the box, as a crop followed by a resize would not
     resized = Image.fromarray(image).resize((size, size), resample, box=(left, top, left + side, top + side))

@@ -49,6 +49,7 @@ def test_params_yaml_sets_every_field_explicitly():
     (lambda d: d["bicyclegan"].update(batch_size=3), "bicyclegan.batch_size"),
     (lambda d: d.update(lambda_L1=-1.0), "lambda_L1"),
     (lambda d: d["data"].update(source="celeba"), "data.path"),
+    (lambda d: d["curate"].update(resize="pad"), "curate.resize"),
 ])
 def test_bad_values_are_named(tmp_path, mutate, key):
     raw = repo_params()

@@ -290,6 +290,29 @@ def test_label_maps_become_train_ids(celeba: Path, tmp_path: Path) -> None:
     assert all(Path(p).name == f"{Path(i).stem}.png" for i, p in zip(manifest["image_id"], manifest["label_path"]))
 
 
+def test_stretch_resizes_photos_and_label_maps_whole_and_says_so(celeba: Path, tmp_path: Path) -> None:
+    images, labels = celeba / "img_align_celeba", tmp_path / "labels"
+    labels.mkdir()
+    ids = np.zeros((48, 40), np.uint8)
+    ids[:, 20:] = 13
+    ids[:6] = 10  # sky in the rows the centre crop removes; stretch keeps it
+    for image_id in _ids():
+        Image.fromarray(palette.ids_to_colour(ids)).save(labels / f"{Path(image_id).stem}.png")
+    out = tmp_path / "curated"
+    curate(images, out, _cfg(resize="stretch"), SIZE, seed=0, labels_dir=labels,
+           attr_path=celeba / "list_attr_celeba.csv")
+    manifest = _manifest(out)
+    assert (manifest["conversions"] == "stretched from 40x48 (aspect not kept)").all()
+    first = manifest.iloc[0]
+    arrays = load_split(out, first["split"], mmap=False)
+    photo = Image.open(first["photo_path"]).convert("RGB")
+    np.testing.assert_array_equal(arrays.photos[0],
+                                  np.asarray(photo.resize((SIZE, SIZE), Image.Resampling.LANCZOS)))
+    expected = np.asarray(Image.fromarray(ids).resize((SIZE, SIZE), Image.Resampling.NEAREST))
+    np.testing.assert_array_equal(arrays.labels[0], expected)
+    assert (arrays.labels[0][:4] == 10).all()  # 6 of 48 rows -> 4 of 32
+
+
 # --------------------------------------------------------------------------- atomic writes
 
 

@@ -254,6 +254,24 @@ def test_resize_is_identity_at_size() -> None:
     assert resize_square(rgb, 32) is rgb
 
 
+def test_stretch_keeps_the_whole_frame_and_label_ids() -> None:
+    ids = np.zeros((32, 64), np.uint8)  # a 2:1 frame, as Cityscapes
+    ids[:, :8] = 10  # sky in the left eighth, which a centre crop removes
+    ids[16:, 32:] = 13
+    out = resize_square(ids, 16, nearest=True, mode="stretch")
+    assert out.shape == (16, 16) and set(np.unique(out)) == {0, 10, 13}  # nearest: no interpolated ids
+    assert (out[:, :2] == 10).all() and (out[8:, 8:] == 13).all() and (out[:, 2:8] == 0).all()
+    assert set(np.unique(resize_square(ids, 16, nearest=True))) == {0, 13}  # crop: the sky is gone
+    rgb = _random_rgb(32, 64)
+    np.testing.assert_array_equal(resize_square(rgb, 16, mode="stretch"),
+                                  np.asarray(Image.fromarray(rgb).resize((16, 16), Image.Resampling.LANCZOS)))
+
+
+def test_unknown_resize_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="'pad'"):
+        resize_square(_random_rgb(8, 16), 8, mode="pad")
+
+
 # --------------------------------------------------------------------------- label maps
 
 

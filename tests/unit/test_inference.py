@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from pipeline.applicability import NotApplicable, write_not_applicable
 from pipeline.checkpoint import export_networks
 from pipeline.inference import load_model, read_translated, translate_folder, translate_split
 from pipeline.data.store import load_split
@@ -112,4 +113,10 @@ def test_translate_folder_never_leaves_a_half_written_folder(exported, tmp_path,
 def test_load_model_names_a_folder_without_weights(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match="safetensors"):
+        load_model(tmp_path, CPU)
+
+
+def test_load_model_refuses_a_not_applicable_record(tmp_path):
+    write_not_applicable(tmp_path, "pix2pix needs paired data; horses is unpaired", dataset="horses", method="pix2pix")
+    with pytest.raises(NotApplicable, match="no trained model.*pix2pix needs paired data; horses is unpaired"):
         load_model(tmp_path, CPU)

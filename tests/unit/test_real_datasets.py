@@ -1,5 +1,6 @@
 """Each real data set format, written tiny by the test, through the stages as DVC runs them:
-prepare -> curate -> train_segmenter -> train (a few steps) -> translate -> evaluate (and report)."""
+prepare -> curate -> train_segmenter -> train (a few steps) -> translate -> evaluate (and report);
+a method that does not apply to the data set leaves a not-applicable record at every stage."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,11 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import typer
 import yaml
 from typer.testing import CliRunner
 
+from pipeline.applicability import NotApplicable, not_applicable_reason, write_not_applicable
 from pipeline.data.store import load_split, read_info
+from pipeline.inference import load_model
 from stages.curate import curate
 from stages.evaluate import evaluate, train_segmenter
 from stages.prepare import prepare
@@ -124,9 +128,9 @@ def test_celeba_two_domains_by_attributes_and_landmarks(tmp_path, caplog):
         summary["images"]["train"]
     test = load_split(run.curated, "test")
     assert len(test.ids_a) == 1 and len(test.ids) == 1 and test.images_a.shape == (1, 32, 32, 3)
-    run.train("pix2pix", ok=False)
-    assert "pix2pix learns from aligned pairs, but data set 'celeba'" in caplog.text
-    assert "(Blond_Hair=1 vs Black_Hair=1)" in caplog.text
+    run.train("pix2pix")  # not an error: the stage records why and exits 0
+    assert "pix2pix needs paired data; celeba is unpaired (Blond_Hair=1 vs Black_Hair=1)" in caplog.text
+    assert not_applicable_reason(tmp_path / "data/models/pix2pix").startswith("pix2pix needs paired data")
     run.segmenter()
     assert json.loads((run.metrics / "real_photos.json").read_text())["applicable"] is False
     metrics = run.through("cyclegan")
@@ -185,6 +189,20 @@ def test_pix2pix_folders_in_either_direction(tmp_path, direction):
         assert "pix2pix_a_to_b.png" in text and "bicyclegan_a_to_b.png" in text
 
 
+def assert_not_trained(root: Path, method: str, reason: str) -> None:
+    """Every output of train@<method> holds the record; translate@ and evaluate@ passed it on."""
+    for folder in (f"data/models/{method}", f"data/checkpoints/{method}", f"reports/samples/{method}",
+                   f"data/translated/{method}"):
+        assert [p.name for p in (root / folder).iterdir()] == ["not_applicable.json"], folder
+        record = json.loads((root / folder / "not_applicable.json").read_text())
+        assert record["applicable"] is False and reason in record["reason"] and record["method"] == method
+    assert (root / f"reports/losses/{method}.csv").read_text() == "step,lr,images_per_s\n"
+    metrics = json.loads((root / f"reports/metrics/{method}.json").read_text())
+    assert metrics["applicable"] is False and reason in metrics["reason"]
+    with pytest.raises(NotApplicable, match="holds no trained model, only a not-applicable record"):
+        load_model(root / f"data/models/{method}", torch.device("cpu"))
+
+
 def test_cyclegan_folders_then_a_plain_folder_translated_with_the_model(tmp_path, caplog):
     root = real_data.write_cyclegan(tmp_path / "horse2zebra")
     cyc = Run(tmp_path / "cyc", write_params(tmp_path, {"source": "cyclegan_folders", "path": str(root)}))
@@ -192,17 +210,32 @@ def test_cyclegan_folders_then_a_plain_folder_translated_with_the_model(tmp_path
     info = read_info(cyc.curated)
     assert (info["domain_a"], info["paired"]) == ("images", False)
     assert info["domain_splits"] == {"a": {"train": 4, "val": 1, "test": 2}, "b": {"train": 5, "val": 1, "test": 3}}
+    cyc.train("pix2pix_gan", ok=False)  # misconfiguration still fails
+    assert "unknown method 'pix2pix_gan'" in caplog.text
+    (tmp_path / "empty").mkdir()
+    cyc("train", "cyclegan", "--data-dir", tmp_path / "empty", "--out-dir", tmp_path / "x", "--state-dir",
+        tmp_path / "x", "--losses-csv", tmp_path / "x.csv", "--samples-dir", tmp_path / "x", ok=False)
+    assert "is not a curated store" in caplog.text and not (tmp_path / "x").exists()
+    # as `dvc repro`: every stage of every method, then the report
     cyc.segmenter()
-    metrics = cyc.through("cyclegan")
-    assert set(metrics["not_applicable"]) == {"fcn_score", "ssim_psnr_l1", "fid"}
+    write_not_applicable(tmp_path / "cyc/reports/samples/cyclegan", "an earlier data set's record")
+    metrics = {method: cyc.through(method) for method in ("pix2pix", "cyclegan", "bicyclegan")}
+    assert not (tmp_path / "cyc/reports/samples/cyclegan/not_applicable.json").exists()
+    for method in ("pix2pix", "bicyclegan"):
+        assert_not_trained(tmp_path / "cyc", method, f"{method} needs paired data; cyclegan_folders is unpaired")
+    assert set(metrics["cyclegan"]["not_applicable"]) == {"fcn_score", "ssim_psnr_l1", "fid"}
     out = tmp_path / "cyc/data/translated/cyclegan"
     assert (out / "ids.txt").read_text().split() == ["testA/a_000.jpg", "testA/a_001.jpg"]
     assert len(list((out / "fake_a").glob("*.png"))) == 3
+    text = cyc.report()
+    assert "- pix2pix (not trained): pix2pix needs paired data; cyclegan_folders is unpaired" in text
+    assert "- BicycleGAN (not trained): bicyclegan needs paired data; cyclegan_folders is unpaired" in text
+    assert "Missing inputs" not in text and "No method applies" not in text
+    assert "## Image similarity" not in text and "cyclegan_a_to_b.png" in text and "cyclegan_b_to_a.png" in text
+    assert "pix2pix_a_to_b.png" not in text and "losses_pix2pix.png" not in text and "losses_cyclegan.png" in text
     # an earlier data set's pix2pix scores are left out of this one's report, with a note
     (cyc.metrics / "pix2pix.json").write_text(json.dumps({"dataset": "streets", "ssim": 0.5}))
-    text = cyc.report()
-    assert "`pix2pix.json` scores data set `streets`, not `cyclegan_folders`" in text
-    assert "## Image similarity" not in text and "cyclegan_a_to_b.png" in text and "cyclegan_b_to_a.png" in text
+    assert "`pix2pix.json` scores data set `streets`, not `cyclegan_folders`" in cyc.report()
 
     folder = real_data.write_image_folder(tmp_path / "mine")
     (tmp_path / "plain").mkdir()
@@ -210,9 +243,17 @@ def test_cyclegan_folders_then_a_plain_folder_translated_with_the_model(tmp_path
     plain.data()
     info = read_info(plain.curated)
     assert (info["domain_a"], info["splits"]) == ("none", {"train": 4, "val": 0, "test": 1})
-    plain.train("cyclegan", ok=False)
-    assert "data set 'image_folder'" in caplog.text and "nothing to translate from" in caplog.text
+    # one domain: nothing trains, every branch carries the record through to the report
     plain.segmenter()
+    for method in ("pix2pix", "cyclegan", "bicyclegan"):
+        plain.through(method)
+        assert_not_trained(tmp_path / "plain", method, f"{method} needs two domains; image_folder holds one")
+    text = plain.report()
+    assert "No method applies to `image_folder`, so nothing was trained on it" in text
+    assert "- CycleGAN (not trained): cyclegan needs two domains" in text and "_No translations to show._" in text
+    assert "_No loss curves._" in text
+    assert "Missing inputs" not in text
+    # a model trained on another data set still translates these images
     model = tmp_path / "cyc/data/models/cyclegan"
     plain.translate("cyclegan", model)  # B -> A with the backward generator
     metrics = plain.evaluate("cyclegan", model)
@@ -220,3 +261,6 @@ def test_cyclegan_folders_then_a_plain_folder_translated_with_the_model(tmp_path
     plain("translate-folder", "--model-dir", model, "--input", folder, "--output", tmp_path / "out",
           "--direction", "b_to_a", "--device", "cpu", params=False)
     assert len(list((tmp_path / "out").glob("*.png"))) == 5
+    plain("translate-folder", "--model-dir", tmp_path / "plain/data/models/pix2pix", "--input", folder,
+          "--output", tmp_path / "out2", "--device", "cpu", params=False, ok=False)
+    assert "only a not-applicable record" in caplog.text and not (tmp_path / "out2").exists()

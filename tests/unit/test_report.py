@@ -15,7 +15,8 @@ from pipeline.config import Params
 from pipeline.io import details_path, read_metrics, write_metrics
 from pipeline.report import (UPPER_BOUND, build_report, class_frequency_table, diversity_table, fmt,
                              image_metrics_table, labels_to_photo_table, load_metrics, markdown_table,
-                             params_diff_table, per_class_iou_table, photo_to_labels_table, provenance_table)
+                             not_applicable_notes, params_diff_table, per_class_iou_table, photo_to_labels_table,
+                             provenance_table)
 
 SIZE = 16
 IDS = ["s0003", "s0001", "s0007"]
@@ -79,6 +80,18 @@ def test_missing_method_row_is_omitted():
     del metrics["cyclegan"], metrics["real_photos"]
     assert list(labels_to_photo_table(metrics)["Method"])[2:] == ["pix2pix", "BicycleGAN (one fixed z)",
                                                                   "BicycleGAN (all random-z samples)"]
+
+
+def test_a_method_that_does_not_apply_is_a_note_not_a_row():
+    metrics = fixture_metrics()
+    metrics["pix2pix"] = {"applicable": False, "reason": "pix2pix needs paired data; h2z is unpaired",
+                          "dataset": "h2z"}
+    metrics["real_photos"] = {"applicable": False, "reason": "h2z has no label maps"}
+    assert "pix2pix" not in list(labels_to_photo_table(metrics)["Method"])
+    assert "pix2pix" not in list(image_metrics_table(metrics)["Method"])
+    assert "pix2pix" not in list(diversity_table(metrics)["Method"])
+    assert not_applicable_notes(metrics) == ["pix2pix (not trained): pix2pix needs paired data; h2z is unpaired",
+                                             "FCN-score: h2z has no label maps"]
 
 
 def test_photo_to_labels_has_only_the_rows_that_translate_that_way():
