@@ -3,11 +3,10 @@ writes in place of an output that cannot exist (pix2pix on unpaired data, a segm
 labels), so that `dvc repro` finishes on every data set and later stages pass the record on."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from pipeline.io import write_json
+from pipeline.io import read_json_object, write_json
 
 NOT_APPLICABLE = "not_applicable.json"
 PAIRED_METHODS = ("pix2pix", "bicyclegan")  # they learn from aligned (A, B) pairs
@@ -44,12 +43,7 @@ def not_applicable_record(folder: Path) -> dict[str, Any] | None:
     path = Path(folder) / NOT_APPLICABLE
     if not path.is_file():
         return None
-    try:
-        record = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(record, dict):
-        raise ValueError(f"{path}: must hold a JSON object, got {type(record).__name__}")
+    record = read_json_object(path)
     record.setdefault("reason", "not applicable")
     return record
 

@@ -60,6 +60,17 @@ def atomic_file(target: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def read_json_object(path: Path, error: type[ValueError] = ValueError) -> dict[str, Any]:
+    """A JSON file that must hold an object; `error` names the file and what is wrong with it."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise error(f"{path}: must hold a JSON object, got {type(value).__name__}")
+    return value
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically, keys sorted, so diffs of metrics files stay readable."""
     with atomic_file(path) as tmp:

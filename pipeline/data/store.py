@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.io import read_json_object
+
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 MANIFEST = "manifest.csv"
 REJECTS = "rejects.csv"
@@ -58,12 +60,7 @@ def read_info(curated_dir: Path) -> dict[str, Any]:
     path = Path(curated_dir) / INFO
     if not path.is_file():
         raise StoreError(f"{path}: missing; {curated_dir} is not a curated store (run the curate stage)")
-    try:
-        info = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise StoreError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(info, dict):
-        raise StoreError(f"{path}: must hold a JSON object, got {type(info).__name__}")
+    info = read_json_object(path, StoreError)
     missing = [key for key in _INFO_KEYS if key not in info]
     if missing:
         raise StoreError(f"{path}: missing keys {missing}")
