@@ -37,10 +37,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save_training_state(path: Path, *, step: int, config: dict[str, Any], networks: dict[str, torch.nn.Module],
                         optimizers: dict[str, torch.optim.Optimizer], schedulers: dict[str, Any],
-                        extra: dict[str, Any], run_id: str | None) -> None:
-    """Write the whole training state to `path` atomically (temporary file, then rename)."""
+                        extra: dict[str, Any], run_id: str | None, seconds: float = 0.0) -> None:
+    """Write the whole training state to `path` atomically (temporary file, then rename).
+
+    `seconds`: training time spent up to `step`, over every session, so a resumed run reports the
+    whole run's time and speed rather than the last session's.
+    """
     state = {
         "step": step,
+        "seconds": float(seconds),
         "config": json.dumps(config, sort_keys=True),
         "networks": {k: v.state_dict() for k, v in networks.items()},
         "optimizers": {k: v.state_dict() for k, v in optimizers.items()},
@@ -59,6 +64,7 @@ class TrainingState:
     config: dict[str, Any]
     raw: dict[str, Any]
     run_id: str | None
+    seconds: float | None  # None in checkpoints written before the time was kept
 
 
 def read_training_state(path: Path) -> TrainingState:
@@ -68,7 +74,8 @@ def read_training_state(path: Path) -> TrainingState:
     except Exception as exc:  # a corrupt file must be named, not half-used
         raise ValueError(f"{path}: unreadable training checkpoint ({type(exc).__name__}: {exc})") from exc
     return TrainingState(step=int(raw["step"]), config=json.loads(raw["config"]), raw=raw,
-                         run_id=raw["run_id"] or None)
+                         run_id=raw["run_id"] or None,
+                         seconds=float(raw["seconds"]) if "seconds" in raw else None)
 
 
 def restore_training_state(state: TrainingState, *, networks: dict[str, torch.nn.Module],

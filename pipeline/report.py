@@ -196,29 +196,70 @@ def params_diff_table(params: Params, defaults: Params | None = None) -> pd.Data
 
 def load_summaries(models_dir: Path) -> dict[str, dict[str, Any]]:
     """`<models_dir>/<name>/train_summary.json` by name; unreadable ones are skipped with a warning."""
+    return _load_json_objects(sorted(Path(models_dir).glob("*/train_summary.json")), lambda p: p.parent.name)
+
+
+def load_timings(timings_dir: Path | None) -> dict[str, float]:
+    """Wall seconds by DVC stage name, from the records `python -m stages` writes under DVC."""
+    if timings_dir is None:
+        return {}
+    records = _load_json_objects(sorted(Path(timings_dir).glob("*.json")), lambda p: p.stem)
+    return {r.get("stage", name): r["seconds"] for name, r in records.items()
+            if isinstance(r.get("seconds"), (int, float))}
+
+
+def _load_json_objects(paths: list[Path], key) -> dict[str, dict[str, Any]]:
+    from pipeline.io import read_json_object
+
     found = {}
-    for path in sorted(Path(models_dir).glob("*/train_summary.json")):
+    for path in paths:
         try:
-            found[path.parent.name] = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            log.warning("%s: not valid JSON (%s); left out of the provenance", path, exc)
+            found[key(path)] = read_json_object(path)
+        except ValueError as exc:
+            log.warning("%s; left out of the provenance", exc)
     return found
 
 
-def provenance_table(metrics: dict[str, dict[str, Any]], summaries: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """Stage | Wall time (s) | Device | MLflow run | Details, from the summaries each stage writes."""
-    rows = []
+_STAGE_ORDER = ("prepare", "curate", "train_segmenter", "train", "translate", "evaluate", "report")
+
+
+def _stage_rank(stage: str) -> tuple[int, int, str]:
+    base, _, item = stage.partition("@")
+    rank = _STAGE_ORDER.index(base) if base in _STAGE_ORDER else len(_STAGE_ORDER)
+    return rank, METHODS.index(item) if item in METHODS else len(METHODS), stage
+
+
+def provenance_table(metrics: dict[str, dict[str, Any]], summaries: dict[str, dict[str, Any]],
+                     timings: dict[str, float] | None = None) -> pd.DataFrame:
+    """Stage | Wall time (s) | Device | MLflow run | Details, in pipeline order.
+
+    A stage's wall time is its whole command as DVC ran it (`timings`); where none was recorded,
+    the time the stage put in its own summary or metrics (training or evaluation alone) stands in.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+
+    def row(stage: str, seconds=None, device=None, run=None, details="") -> None:
+        rows[stage] = {"seconds": seconds, "device": device, "run": run, "details": details}
+
     if DATA in metrics:
-        rows.append(("curate", metrics[DATA].get("seconds"), None, None, ""))
+        row("curate", metrics[DATA].get("seconds"))
     for name, s in summaries.items():
-        rows.append((f"train@{name}", s.get("seconds"), s.get("device"), s.get("mlflow_run_id"),
-                     f"{s.get('steps', '?')} steps, {fmt(s.get('images_per_second'), 1)} images/s"))
-    for name in (*METHODS, REAL, BASELINE):
+        row(f"train@{name}", s.get("seconds"), s.get("device"), s.get("mlflow_run_id"),
+            f"{s.get('steps', '?')} steps, {fmt(s.get('images_per_second'), 1)} images/s"
+            + (f", resumed at step {s['resumed_from']}" if s.get("resumed_from") else ""))
+    if REAL in metrics:  # the segmenter stage trains it and scores the real photos (the upper bound)
+        m = metrics[REAL]
+        row("train_segmenter", m.get("seconds"), m.get("device"), m.get("mlflow_run_id"))
+    for name in METHODS:
         if name in metrics and ("seconds" in metrics[name] or "mlflow_run_id" in metrics[name]):
-            stage = f"evaluate@{name}" if name in METHODS else f"evaluate ({name.replace('_', ' ')})"
-            rows.append((stage, metrics[name].get("seconds"), None, metrics[name].get("mlflow_run_id"), ""))
-    return pd.DataFrame([{"Stage": st, "Wall time (s)": fmt(sec, 1), "Device": dev or DASH, "MLflow run": run or DASH,
-                          "Details": det} for st, sec, dev, run, det in rows],
+            row(f"evaluate@{name}", metrics[name].get("seconds"), None, metrics[name].get("mlflow_run_id"))
+    for stage, seconds in (timings or {}).items():
+        if stage == "report":  # recorded after the report was written: the previous report's time
+            continue
+        rows.setdefault(stage, {"device": None, "run": None, "details": ""})["seconds"] = seconds
+    return pd.DataFrame([{"Stage": st, "Wall time (s)": fmt(r["seconds"], 1), "Device": r["device"] or DASH,
+                          "MLflow run": r["run"] or DASH, "Details": r["details"]}
+                         for st, r in sorted(rows.items(), key=lambda kv: _stage_rank(kv[0]))],
                         columns=["Stage", "Wall time (s)", "Device", "MLflow run", "Details"])
 
 
@@ -257,7 +298,8 @@ def _data_set(curated_dir: Path) -> dict[str, Any]:
 
 def build_report(*, metrics_dir: Path, losses_dir: Path, translated_dir: Path, curated_dir: Path,
                  models_dir: Path, figures_dir: Path, contact_sheet: Path, out: Path, params: Params,
-                 commit: str, ablations: Path | None = None, n_images: int = 6) -> Path:
+                 commit: str, ablations: Path | None = None, timings_dir: Path | None = None,
+                 n_images: int = 6) -> Path:
     """Write `out` (markdown) and its figures under `figures_dir` (replaced whole); returns `out`.
 
     Missing inputs leave their rows or sections out with a note; they never stop the report.
@@ -370,8 +412,9 @@ def build_report(*, metrics_dir: Path, losses_dir: Path, translated_dir: Path, c
     body += ["## Provenance", "", f"- git commit: `{commit}`", ""]
     body += ["Params that differ from the defaults in `pipeline/config.py`:", "",
              markdown_table(diff) if len(diff) else "_None: every param is at its default._", ""]
-    body += ["Stages (wall time from each stage's summary):", "",
-             markdown_table(provenance_table(metrics, load_summaries(models_dir))), ""]
+    body += ["Stages (wall time of each stage's command as DVC last ran it; the report's own is not yet known; "
+             "without a record, the time the stage gives in its summary):", "",
+             markdown_table(provenance_table(metrics, load_summaries(models_dir), load_timings(timings_dir))), ""]
 
     if notes:
         lines += ["> **Missing inputs**", ">", *(f"> - {n}" for n in notes), ""]

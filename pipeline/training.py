@@ -114,13 +114,18 @@ def fit(model: Translator, sampler: BatchSampler, schedule: ScheduleConfig, loop
     schedulers = {name: LambdaLR(opt, linear_decay(schedule)) for name, opt in optimizers.items()}
     networks = model.networks()
     state_path = state_dir / STATE_FILE
-    start = 0
+    start, earlier_seconds = 0, 0.0
+    start_counted = 0  # the first step whose time is known
     if state_path.exists():
         state = read_training_state(state_path)
         if state.config == config:
             model.load_extra_state(restore_training_state(state, networks=networks, optimizers=optimizers,
                                                           schedulers=schedulers))
             start = state.step
+            if state.seconds is not None:
+                earlier_seconds = state.seconds
+            else:  # an older checkpoint: the speed of this session alone
+                start_counted = start
             log.info("resuming from %s at step %d", state_path, start)
         else:
             log.info("%s was written with other params; starting afresh", state_path)
@@ -161,17 +166,18 @@ def fit(model: Translator, sampler: BatchSampler, schedule: ScheduleConfig, loop
                     net.train()
             if step % loop.checkpoint_every == 0 or step == total:
                 save_training_state(state_path, step=step, config=config, networks=networks, optimizers=optimizers,
-                                    schedulers=schedulers, extra=model.extra_state(), run_id=tracker.run_id)
+                                    schedulers=schedulers, extra=model.extra_state(), run_id=tracker.run_id,
+                                    seconds=earlier_seconds + time.perf_counter() - t0)
             if bar is not None:
                 bar.update(1)
     finally:
         losses_log.close()
         if bar is not None:
             bar.close()
-    seconds = time.perf_counter() - t0
-    done = step - start
+    seconds = earlier_seconds + time.perf_counter() - t0  # over every session of this run
+    counted = step - start_counted
     return FitResult(steps=step, resumed_from=start, seconds=seconds,
-                     images_per_second=done * sampler.spec.batch_size / max(seconds, 1e-9), last_losses=last)
+                     images_per_second=counted * sampler.spec.batch_size / max(seconds, 1e-9), last_losses=last)
 
 
 def resumable_run_id(state_dir: Path, config: dict[str, Any]) -> str | None:

@@ -15,8 +15,8 @@ from pipeline.config import Params
 from pipeline.io import details_path, read_metrics, write_metrics
 from pipeline.report import (UPPER_BOUND, build_report, class_frequency_table, diversity_table, fmt,
                              image_metrics_table, labels_to_photo_table, load_metrics, markdown_table,
-                             not_applicable_notes, params_diff_table, per_class_iou_table, photo_to_labels_table,
-                             provenance_table)
+                             load_timings, not_applicable_notes, params_diff_table, per_class_iou_table,
+                             photo_to_labels_table, provenance_table)
 
 SIZE = 16
 IDS = ["s0003", "s0001", "s0007"]
@@ -139,6 +139,38 @@ def test_provenance_table_collects_seconds_devices_and_runs():
     assert table.loc["train@pix2pix"].tolist() == ["30.0", "cpu", "run-p", "6 steps, 2.5 images/s"]
     assert table.loc["evaluate@cyclegan", "MLflow run"] == "run-c"
     assert table.loc["curate", "Wall time (s)"] == "2.0"
+
+
+def test_provenance_table_takes_each_stages_recorded_wall_time_in_pipeline_order(tmp_path, monkeypatch):
+    import stages.__main__ as cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["stages", "report", "--help"])
+    monkeypatch.setenv("DVC_STAGE", "dvc.yaml:translate@pix2pix")
+    with pytest.raises(SystemExit):
+        cli.main()
+    monkeypatch.setattr("sys.argv", ["stages", "report", "--no-such-option"])  # a failed stage: no record
+    monkeypatch.setenv("DVC_STAGE", "prepare")
+    with pytest.raises(SystemExit):
+        cli.main()
+    (tmp_path / "reports/timings/broken.json").write_text("{")  # skipped with a warning
+    (tmp_path / "reports/timings/report.json").write_text(json.dumps({"stage": "report", "seconds": 9.0}))
+    (tmp_path / "reports/timings/train@pix2pix.json").write_text(
+        json.dumps({"stage": "train@pix2pix", "seconds": 41.0}))
+    timings = load_timings(tmp_path / "reports/timings")
+    assert set(timings) == {"translate@pix2pix", "report", "train@pix2pix"}
+    assert 0 <= timings["translate@pix2pix"] < 60
+
+    summaries = {"pix2pix": {"steps": 6, "seconds": 30.0, "images_per_second": 2.5, "device": "cpu",
+                             "mlflow_run_id": "run-p"}}
+    table = provenance_table(fixture_metrics(), summaries, timings).set_index("Stage")
+    # the whole command's time replaces the training loop's own; the summary's device and run stay
+    assert table.loc["train@pix2pix"].tolist() == ["41.0", "cpu", "run-p", "6 steps, 2.5 images/s"]
+    assert "report" not in table.index  # recorded after the report was written
+    order = list(table.index)
+    assert order.index("curate") < order.index("train@pix2pix") < order.index("translate@pix2pix") \
+        < order.index("evaluate@pix2pix") < order.index("evaluate@cyclegan")
+    assert load_timings(None) == {} and load_timings(tmp_path / "nowhere") == {}
 
 
 def test_fmt_and_markdown_table():

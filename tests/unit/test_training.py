@@ -63,9 +63,13 @@ def test_resume_after_interruption_equals_an_unbroken_run(method, tiny_curated, 
     unbroken, _ = run(method, tiny_curated, tmp_path / "a")
     with pytest.raises(Interrupt):
         run(method, tiny_curated, tmp_path / "b", tracker=StopAt(5))
-    assert read_training_state(tmp_path / "b" / "state" / "last.pt").step == 4
+    interrupted = read_training_state(tmp_path / "b" / "state" / "last.pt")
+    assert interrupted.step == 4 and interrupted.seconds > 0
     resumed, result = run(method, tiny_curated, tmp_path / "b")
     assert result.resumed_from == 4 and result.steps == 6
+    # time and speed are the whole run's, both sessions, not the two steps after the resume
+    assert result.seconds > interrupted.seconds
+    assert result.images_per_second == pytest.approx(6 * tiny_params().schedule(method).batch_size / result.seconds)
     for name, net in unbroken.networks().items():
         other = resumed.networks()[name].state_dict()
         for key, value in net.state_dict().items():
