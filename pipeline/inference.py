@@ -4,6 +4,7 @@ A model folder (safetensors + config.json) rebuilds its networks without params.
 """
 from __future__ import annotations
 
+import csv
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +17,12 @@ from pipeline.applicability import NotApplicable, not_applicable_reason
 from pipeline.checkpoint import load_exported
 from pipeline.config import Params, params_from_dict
 from pipeline.data.datasets import domain_arrays, to_uint8, to_unit
-from pipeline.data.images import BadImage, load_rgb
+from pipeline.data.images import IMAGE_SUFFIXES, BadImage, load_rgb
+from pipeline.data.paths import is_listed, link_refusal
 from pipeline.io import atomic_dir, write_json
 from pipeline.models import Translator, build_model
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
-
 
 @dataclass(frozen=True)
 class LoadedModel:
@@ -150,12 +149,23 @@ def translate_folder(loaded: LoadedModel, in_dir: Path, out_dir: Path, *, direct
 
     Each image is resized to the side the generator was trained at (U-Nets need exactly their size;
     ResNets any multiple of 4, so the image keeps its aspect ratio up to padding) and the output is
-    resized back to the original size. Unreadable files are reported by name and skipped; the
-    output folder appears only when complete. Returns (translated count, [(file, reason)]).
+    resized back to the original size. Unreadable files, and links resolving outside `in_dir`, are
+    reported by name and skipped; the output folder appears only when complete. Two inputs that
+    would share an output name (a.jpg, a.png) raise ValueError before anything is written.
+    Returns (translated count, [(file, reason)]).
     """
-    files = sorted(p for p in in_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    others = sorted(p.name for p in in_dir.iterdir() if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES)
-    skipped: list[tuple[str, str]] = [(name, "not an image file name") for name in others]
+    entries = sorted(p for p in Path(in_dir).iterdir() if is_listed(p, in_dir))
+    skipped: list[tuple[str, str]] = [(p.name, "not an image file name") for p in entries
+                                      if p.suffix.lower() not in IMAGE_SUFFIXES]
+    files = []
+    for path in (p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES):
+        reason = link_refusal(path, in_dir)
+        if reason is None:
+            files.append(path)
+        else:
+            log.warning("skipped %s: %s", path, reason)
+            skipped.append((path.name, reason))
+    _refuse_output_clashes(files, in_dir)
     model, params = loaded.model, loaded.params
     unet_side = _network_size(params, loaded.method)
     torch.manual_seed(seed)
@@ -183,5 +193,25 @@ def translate_folder(loaded: LoadedModel, in_dir: Path, out_dir: Path, *, direct
                 log.info("%s: %s", path.name, ", ".join(conversions))
             done += 1
         if skipped:
-            (tmp / "skipped.csv").write_text("file,reason\n" + "".join(f'"{f}","{r}"\n' for f, r in skipped))
+            with open(tmp / "skipped.csv", "w", newline="") as table:  # csv quoting: names may hold " or ,
+                writer = csv.writer(table)
+                writer.writerow(["file", "reason"])
+                writer.writerows(skipped)
     return done, skipped
+
+
+def _refuse_output_clashes(files: list[Path], in_dir: Path) -> None:
+    """Raise ValueError when two inputs map to one output name (a.jpg and a.png -> a.png).
+
+    Refused rather than renamed: outputs keep the `<stem>.png` names that users and translate_split
+    rely on, and no output is lost to an overwrite or to a name the user did not expect.
+    """
+    by_output: dict[str, list[str]] = {}
+    for path in files:
+        by_output.setdefault(_png_name(path.name), []).append(path.name)
+    clashes = {out: names for out, names in by_output.items() if len(names) > 1}
+    if clashes:
+        out, names = next(iter(clashes.items()))
+        raise ValueError(f"{in_dir}: {' and '.join(names)} would both be written as {out}"
+                         f"{f' ({len(clashes)} such clashes)' if len(clashes) > 1 else ''}; "
+                         "rename one of each, then run again")

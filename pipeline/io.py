@@ -5,6 +5,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     for stale in [*target.parent.glob(f".{target.name}.tmp-*"), *target.parent.glob(f".{target.name}.old-*")]:
         log.warning("removing %s, left by an interrupted run", stale)
         shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp = _fresh_dir(target.parent, f".{target.name}.tmp-")
     try:
         yield tmp
     except BaseException:
@@ -45,6 +46,14 @@ def atomic_dir(target: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _fresh_dir(parent: Path, prefix: str) -> Path:
+    """A new empty folder `parent/<prefix><random>` with the user's umask: mkdtemp's 0700 would stay
+    on the output once it is renamed onto its target."""
+    path = parent / f"{prefix}{secrets.token_hex(8)}"
+    path.mkdir()  # raises FileExistsError rather than reuse a folder
+    return path
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ from pipeline.config import CurateConfig, DataConfig
 from pipeline.data.images import IMAGE_SUFFIXES, BadImage, resize_square
 from pipeline.data.inputs import inputs_from_layout, load_input
 from pipeline.data.palette import ids_to_colour
+from pipeline.data.paths import is_listed
 from pipeline.data.sources import ITEMS_FILE, RawLayout, celeba_layout, write_items, write_layout
 
 log = logging.getLogger(__name__)
@@ -31,9 +32,10 @@ def _root(path: str | None) -> Path:
     return root
 
 
-def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                  and not p.name.startswith("."))
+def _images(folder: Path, root: Path) -> list[Path]:
+    """The image files of `folder`; links escaping `root` are listed too, for curate to refuse by name."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+                  and is_listed(p, root))
 
 
 def _write(out_dir: Path, rows: list[tuple[str, str, str, str, str]], source: Path) -> None:
@@ -61,7 +63,7 @@ def cityscapes_layout(root: Path, out_dir: Path) -> RawLayout:
             rows.append((photo.name, split, "ab", str(photo), str(label)))
     _write(out_dir, rows, root / "leftImg8bit")
     return RawLayout(items=ITEMS_FILE, a_format="label_ids", dataset="cityscapes",
-                     domain_names={"a": "label maps", "b": "photos"})
+                     domain_names={"a": "label maps", "b": "photos"}, root=str(root))
 
 
 def _split_plan(present: set[str]) -> dict[str, str]:
@@ -81,12 +83,13 @@ def pix2pix_layout(root: Path, out_dir: Path, direction: str) -> RawLayout:
         raise FileNotFoundError(f"{root}: no train/ folder; expected pix2pix's train/ [val/] [test/] of A|B images")
     present = {s for s in ("train", "val", "test") if (root / s).is_dir()}
     rows = [(f"{folder}/{path.name}", split, "ab", str(path), "")
-            for folder, split in _split_plan(present).items() if folder in present for path in _images(root / folder)]
+            for folder, split in _split_plan(present).items() if folder in present
+            for path in _images(root / folder, root)]
     _write(out_dir, rows, root)
     left, right = "A (left halves)", "B (right halves)"
     names = {"a": left, "b": right} if direction == "a_to_b" else {"a": right, "b": left}
     return RawLayout(items=ITEMS_FILE, a_format="ab_left" if direction == "a_to_b" else "ab_right",
-                     dataset="pix2pix_folders", domain_names=names)
+                     dataset="pix2pix_folders", domain_names=names, root=str(root))
 
 
 def cyclegan_layout(root: Path, out_dir: Path, direction: str) -> RawLayout:
@@ -102,19 +105,21 @@ def cyclegan_layout(root: Path, out_dir: Path, direction: str) -> RawLayout:
         present = {s for s in ("train", "val", "test") if (root / f"{s}{side}").is_dir()}
         rows += [(f"{folder}{side}/{path.name}", split, domain, str(path), "")
                  for folder, split in _split_plan(present).items() if folder in present
-                 for path in _images(root / f"{folder}{side}")]
+                 for path in _images(root / f"{folder}{side}", root)]
     _write(out_dir, rows, root)
     names = {"a": "A", "b": "B"} if direction == "a_to_b" else {"a": "B", "b": "A"}
-    return RawLayout(items=ITEMS_FILE, a_format="images", dataset="cyclegan_folders", domain_names=names)
+    return RawLayout(items=ITEMS_FILE, a_format="images", dataset="cyclegan_folders", domain_names=names,
+                     root=str(root))
 
 
 def image_folder_layout(root: Path) -> RawLayout:
     """A plain folder of images: one domain, for translation with a trained model only."""
-    if not _images(root):
+    if not _images(root, root):
         subfolders = sorted(p.name for p in root.iterdir() if p.is_dir())
         hint = f"; it has folders {subfolders[:5]}: a pix2pix or CycleGAN layout?" if subfolders else ""
         raise FileNotFoundError(f"{root}: no image files in the folder{hint}")
-    return RawLayout(images=str(root), a_format="none", dataset="image_folder", domain_names={"b": "images"})
+    return RawLayout(images=str(root), a_format="none", dataset="image_folder", domain_names={"b": "images"},
+                     root=str(root))
 
 
 def locate(data: DataConfig, out_dir: Path) -> RawLayout:

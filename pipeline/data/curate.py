@@ -232,6 +232,8 @@ def _load_all(items: pd.DataFrame, a_format: str, cfg: CurateConfig, image_size:
             rejects.append((file, str(exc)))
             continue
         steps = loaded.conversions
+        shapes = [x.shape[:2] for x in (loaded.b, loaded.a, loaded.labels) if x is not None]
+        steps += _geometry_steps(shapes, cfg.resize)
         for name, image in (("photos", loaded.b), ("images_a", loaded.a)):
             if image is None:
                 continue
@@ -240,13 +242,21 @@ def _load_all(items: pd.DataFrame, a_format: str, cfg: CurateConfig, image_size:
             getattr(staged, name)[row] = resize_square(image, size, mode=cfg.resize)
         if loaded.labels is not None:  # the same geometry as its photo; nearest never interpolates ids
             staged.labels[row] = resize_square(loaded.labels, size, nearest=True, mode=cfg.resize)
-        shapes = [x.shape[:2] for x in (loaded.b, loaded.a, loaded.labels) if x is not None]
-        if cfg.resize == "stretch" and any(h != w for h, w in shapes):
-            h, w = next((h, w) for h, w in shapes if h != w)
-            steps.append(f"stretched from {w}x{h} (aspect not kept)")
         conversions[row] = "; ".join(steps)
         ok[row] = True
     return ok, staged, conversions
+
+
+def _geometry_steps(shapes: list[tuple[int, int]], resize: str) -> list[str]:
+    """How resize_square changes a non-square input (photo and A share one geometry): cropping drops
+    pixels and stretching distorts, so both are recorded, as every other change is."""
+    height, width = next(((h, w) for h, w in shapes if h != w), (0, 0))
+    if not height:
+        return []
+    if resize == "stretch":
+        return [f"stretched from {width}x{height} (aspect not kept)"]
+    side = min(height, width)
+    return [f"centre-cropped from {width}x{height} to {side}x{side}"]
 
 
 def _staging(path: Path, shape: tuple[int, ...]) -> np.ndarray:

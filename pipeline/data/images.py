@@ -3,8 +3,10 @@ the conversions named, or refused with BadImage whose message is the reason.
 """
 from __future__ import annotations
 
+import contextlib
 import struct
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import get_args
 
@@ -31,8 +33,9 @@ def load_rgb(path: Path, max_pixels: int) -> tuple[np.ndarray, list[str]]:
     """Decode `path` fully into an (H, W, 3) uint8 RGB array.
 
     Returns the array and the conversions applied, e.g. ["grayscale->rgb"], ["exif-rotated"],
-    ["rgba composited on white"], ["16-bit->8-bit"], ["cmyk->rgb"], ["palette->rgb"].
-    Raises BadImage for empty, truncated, unreadable or oversized (> max_pixels) files.
+    ["rgba composited on white"], ["16-bit->8-bit"], ["cmyk->rgb"], ["palette->rgb"],
+    ["float [0, 1]->8-bit"]. Raises BadImage for empty, truncated, unreadable or oversized
+    (> max_pixels) files, and for numeric images whose values have no known scale.
     """
     img, conversions = _open_decoded(Path(path), max_pixels)
     try:
@@ -140,15 +143,12 @@ def _open_decoded(path: Path, max_pixels: int) -> tuple[Image.Image, list[str]]:
         with warnings.catch_warnings():
             # PIL warns (rather than raises) between its limit and twice its limit
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
-            width, height = img.size
-            if width * height > max_pixels:  # before decoding: the header alone tells
-                raise BadImage(f"decompression bomb: {width}x{height} = {width * height} pixels "
-                               f"exceeds max_pixels {max_pixels}")
+            img = _open_header(path, max_pixels)
             is_16_bit = any(";16" in str(tile[3]) for tile in img.tile)  # the raw mode, e.g. "RGB;16B"
-            if getattr(img, "is_animated", False):  # asked before load(): it seeks between frames
-                conversions.append("first frame of animation")
-            img.load()  # force the full decode here so that truncation is caught
+            with _pillow_ceiling(max_pixels):  # PIL's own checks while decoding (e.g. of GIF frames)
+                if getattr(img, "is_animated", False):  # asked before load(): it seeks between frames
+                    conversions.append("first frame of animation")
+                img.load()  # force the full decode here so that truncation is caught
             if _orientation(img) in range(2, 9):  # 1 is upright; other values are invalid
                 transposed = ImageOps.exif_transpose(img)
                 img.close()
@@ -169,6 +169,36 @@ def _open_decoded(path: Path, max_pixels: int) -> tuple[Image.Image, list[str]]:
     if is_16_bit or img.mode.startswith("I;16"):
         conversions.append("16-bit->8-bit")
     return img, conversions
+
+
+def _open_header(path: Path, max_pixels: int) -> Image.Image:
+    """Open `path` (header only, nothing decoded) and refuse it when it has more than `max_pixels`.
+
+    `max_pixels` (curate.max_pixels) is the one limit, both ways: PIL's own ceiling (89.5 M pixels)
+    is lifted for the open, so that it neither refuses an image the user allows nor quotes its own number.
+    """
+    with _pillow_ceiling(None):
+        img = Image.open(path)
+    width, height = img.size
+    if width * height > max_pixels:  # before decoding: the header alone tells
+        img.close()
+        raise BadImage(f"decompression bomb: {width}x{height} = {width * height} pixels "
+                       f"exceeds max_pixels {max_pixels}")
+    return img
+
+
+@contextlib.contextmanager
+def _pillow_ceiling(max_pixels: int | None) -> Iterator[None]:
+    """PIL's process-wide Image.MAX_IMAGE_PIXELS set to `max_pixels` inside, restored after.
+
+    PIL has no per-call limit; curation reads one file at a time, so no other read sees the change.
+    """
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
 
 
 def _orientation(img: Image.Image) -> int:
@@ -204,14 +234,18 @@ def _to_rgb(img: Image.Image, conversions: list[str]) -> np.ndarray:
     elif mode == "1":
         conversions.append("bilevel->rgb")
         out = np.asarray(img.convert("RGB"))
-    elif mode.startswith("I;16") or mode == "I":
-        # 16-bit grayscale (PNG opens as I;16, some readers as I): 0..65535 -> 0..255, rounded;
-        # PIL's convert("L") would clip instead of scale
+    elif mode.startswith("I;16") or (mode == "I" and "16-bit->8-bit" in conversions):
+        # 16-bit grayscale (PNG opens as I;16, a 16-bit PGM as I, whose raw mode _open_decoded
+        # recorded): 0..65535 -> 0..255, rounded; PIL's convert("L") would clip instead of scale
         wide = np.asarray(img, dtype=np.int64) if mode == "I" else np.asarray(img).astype(np.int64)
         if "16-bit->8-bit" not in conversions:
             conversions.append("16-bit->8-bit")
         conversions.append("grayscale->rgb")
         gray = ((np.clip(wide, 0, 65535) + 128) // 257).astype(np.uint8)
+        out = np.repeat(gray[:, :, None], 3, axis=2)
+    elif mode in ("I", "F"):
+        gray = _numeric_to_uint8(np.asarray(img), mode, conversions)
+        conversions.append("grayscale->rgb")
         out = np.repeat(gray[:, :, None], 3, axis=2)
     elif mode in _COLOUR_TO_RGB:
         conversions.append(_COLOUR_TO_RGB[mode])
@@ -221,6 +255,24 @@ def _to_rgb(img: Image.Image, conversions: list[str]) -> np.ndarray:
     if out.dtype != np.uint8 or out.ndim != 3 or out.shape[2] != 3:
         raise BadImage(f"decoded to an unexpected array {out.dtype} {out.shape} from mode {mode!r}")
     return np.ascontiguousarray(out)
+
+
+def _numeric_to_uint8(values: np.ndarray, mode: str, conversions: list[str]) -> np.ndarray:
+    """A 32-bit integer (mode I) or float (mode F) channel -> uint8, only where its scale is known:
+    floats in [0, 1] scale to 0..255; integer values in 0..255 are kept; anything else is refused."""
+    kind = "floating-point" if mode == "F" else "32-bit integer"
+    if not np.isfinite(values).all():
+        raise BadImage(f"{kind} image (mode {mode!r}) holds NaN or infinite values")
+    low, high = (values.min(), values.max()) if values.size else (0, 0)
+    if mode == "F" and 0 <= low and high <= 1:
+        conversions.append("float [0, 1]->8-bit")
+        return np.rint(values.astype(np.float64) * 255).astype(np.uint8)
+    if 0 <= low and high <= 255 and (mode == "I" or (values == np.round(values)).all()):
+        conversions.append(f"{'float' if mode == 'F' else '32-bit'} integer values->8-bit (kept)")
+        return values.astype(np.uint8)
+    # an unknown scale: a guess (clip, or stretch min..max) would change the pixels without a trace
+    raise BadImage(f"{kind} image (mode {mode!r}) with values in [{low:g}, {high:g}]: expected floats in "
+                   "[0, 1] or integer values in 0..255")
 
 
 def _composite_on_white(rgba: np.ndarray, conversions: list[str]) -> np.ndarray:

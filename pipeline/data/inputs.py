@@ -16,6 +16,7 @@ import pandas as pd
 
 from pipeline.data.attributes import read_attr_table
 from pipeline.data.images import IMAGE_SUFFIXES, BadImage, load_label, load_label_ids, load_rgb, split_ab
+from pipeline.data.paths import is_listed, link_refusal
 from pipeline.data.sources import RawLayout, read_items, read_layout
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def inputs_from_layout(raw_dir: Path) -> Inputs:
     layout = read_layout(Path(raw_dir))
     paths = layout.resolve(Path(raw_dir))
     if paths["items"] is not None:
-        return _inputs_from_items(paths["items"], layout)
+        return _inputs_from_items(paths["items"], layout, paths["root"])
     return inputs_from_folder(paths["images"], paths["labels"], paths["attributes"], paths["partition"],
                               paths["landmarks"], layout=layout)
 
@@ -64,7 +65,8 @@ def inputs_from_folder(images_dir: Path, labels_dir: Path | None = None, attr_pa
     """A folder of photos, with colour label maps named `<photo stem>.png` in `labels_dir`.
 
     With `attr_path` the table's ids are the inputs (an id whose file is missing or ambiguous is
-    listed in `missing`); without it, every file named as an image is one (sorted by name).
+    listed in `missing`); without it, every file named as an image is one (sorted by name). A link
+    that resolves outside `layout.root` (without one: outside its own folder) is listed in `missing`.
     """
     images_dir = Path(images_dir)
     labels_dir = None if labels_dir is None else Path(labels_dir)
@@ -74,18 +76,23 @@ def inputs_from_folder(images_dir: Path, labels_dir: Path | None = None, attr_pa
         raise FileNotFoundError(f"{labels_dir}: label maps folder not found")
     layout = layout or RawLayout(images=str(images_dir), labels=None if labels_dir is None else str(labels_dir),
                                  dataset="folder")
-    table, files, missing, n_ignored = _table_and_files(images_dir, attr_path)
+    root = images_dir if layout.root is None else Path(layout.root)
+    table, files, missing, n_ignored = _table_and_files(images_dir, attr_path, root)
     ids = table.index
     a_files = [str(labels_dir / f"{files[i].stem}.png") if labels_dir is not None else "" for i in ids]
     items = pd.DataFrame({"split": "", "domain": "ab" if labels_dir is not None else "b",
                           "file": [str(files[i]) for i in ids], "a_file": a_files}, index=ids)
+    refused = _refuse_escaping_links(items, root, labels_dir if layout.root is None else root)
+    missing += refused
+    keep = ~items["file"].isin({file for file, _ in refused})
+    items, table = items.loc[keep], table.loc[keep.to_numpy()]
     return Inputs(items=items, attributes=table, a_format="colour_labels" if labels_dir is not None else "none",
                   dataset=layout.dataset, domain_names=layout.names, source=images_dir, attr_path=attr_path,
                   partition_path=partition_path, landmarks_path=landmarks_path, missing=missing,
                   n_ignored=n_ignored)
 
 
-def _inputs_from_items(path: Path, layout: RawLayout) -> Inputs:
+def _inputs_from_items(path: Path, layout: RawLayout, root: Path) -> Inputs:
     frame = read_items(path)
     bad = sorted(set(frame["domain"]) - set(DOMAINS))
     if bad:
@@ -97,16 +104,33 @@ def _inputs_from_items(path: Path, layout: RawLayout) -> Inputs:
         raise ValueError(f"{path}: duplicate image id {frame.loc[frame['image_id'].duplicated(), 'image_id'].iat[0]!r}")
     items = frame.set_index("image_id").sort_index()
     items.index = items.index.astype(str)
+    missing = _refuse_escaping_links(items, root, root)
+    items = items.loc[~items["file"].isin({file for file, _ in missing})]
     return Inputs(items=items[["split", "domain", "file", "a_file"]], attributes=pd.DataFrame(index=items.index),
-                  a_format=layout.domain_a, dataset=layout.dataset, domain_names=layout.names, source=path)
+                  a_format=layout.domain_a, dataset=layout.dataset, domain_names=layout.names, source=path,
+                  missing=missing)
 
 
-def _table_and_files(images_dir: Path, attr_path: Path | None,
+def _refuse_escaping_links(items: pd.DataFrame, root: Path, a_root: Path | None) -> list[tuple[str, str]]:
+    """(file, reason) of each input whose file (checked against `root`) or A file (against `a_root`)
+    is a link resolving outside it: listed, as curation lists every input it cannot use."""
+    refused = []
+    for file, a_file in zip(items["file"], items["a_file"]):
+        reason = link_refusal(Path(file), root)
+        if reason is None and a_file and a_root is not None:
+            reason = link_refusal(Path(a_file), a_root)
+            reason = None if reason is None else f"A file {a_file}: {reason}"
+        if reason is not None:
+            refused.append((file, reason))
+    return refused
+
+
+def _table_and_files(images_dir: Path, attr_path: Path | None, root: Path,
                      ) -> tuple[pd.DataFrame, dict[str, Path], list[tuple[str, str]], int]:
     """The attribute table (index image_id) of the inputs present, each id's file, the ids that
     are missing or ambiguous with their reasons, and how many files on disk the table ignores."""
     names = sorted(entry.name for entry in os.scandir(images_dir)
-                   if entry.is_file() and not entry.name.startswith("."))
+                   if not entry.name.startswith(".") and is_listed(images_dir / entry.name, root))
     if attr_path is None:
         images = [n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES]
         if len(images) < len(names):

@@ -39,10 +39,16 @@ class RawLayout:
     a_format: str | None = None  # one of A_FORMATS; None: colour_labels with `labels`, else none
     dataset: str = "streets"  # the source's name, for messages and info.json
     domain_names: dict[str, str] = field(default_factory=dict)  # {"a": ..., "b": ...}
+    # the folder the user named (data.path): every input must resolve inside it (paths.link_refusal);
+    # None for a folder layout: the images and labels folders are each their own root
+    root: str | None = None
 
     def __post_init__(self) -> None:
         if (self.images is None) == (self.items is None):
             raise ValueError("a layout names either an images folder or an items file")
+        if self.items is not None and self.root is None:
+            # items.csv names files anywhere: without the folder the user named, links could not be checked
+            raise ValueError("a layout with an items file must name its root folder; run the prepare stage again")
         if self.a_format is not None and self.a_format not in A_FORMATS:
             raise ValueError(f"unknown a_format {self.a_format!r}; expected one of {list(A_FORMATS)}")
 
@@ -61,7 +67,7 @@ class RawLayout:
     def resolve(self, base: Path) -> dict[str, Path | None]:
         """Paths; relative entries are relative to the layout file's folder (kept relative, so
         that manifests do not depend on where the repository lies)."""
-        keys = ("images", "labels", "attributes", "partition", "landmarks", "items")
+        keys = ("images", "labels", "attributes", "partition", "landmarks", "items", "root")
         return {k: (None if getattr(self, k) is None else base / getattr(self, k)) for k in keys}
 
 
@@ -93,7 +99,7 @@ def celeba_layout(root: Path) -> RawLayout:
     return RawLayout(images=str(images), attributes=str(attributes),
                      partition=None if partition is None else str(partition),
                      landmarks=None if landmarks is None else str(landmarks),
-                     dataset="celeba", domain_names={"b": "faces"})
+                     dataset="celeba", domain_names={"b": "faces"}, root=str(root))
 
 
 def write_layout(folder: Path, layout: RawLayout) -> None:

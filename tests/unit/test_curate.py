@@ -211,8 +211,18 @@ def test_store_is_consistent_with_the_manifest(celeba: Path, tmp_path: Path) -> 
 def test_small_images_are_upscaled_and_say_so(celeba: Path, tmp_path: Path) -> None:
     out = tmp_path / "curated"
     curate(celeba / "img_align_celeba", out, _cfg(), 64, seed=0, attr_path=celeba / "list_attr_celeba.csv")
-    assert (_manifest(out)["conversions"] == "upscaled from 40x48").all()
+    assert (_manifest(out)["conversions"] == "centre-cropped from 40x48 to 40x40; upscaled from 40x48").all()
     assert load_split(out, "train").photos.shape[1:] == (64, 64, 3)
+
+
+def test_centre_cropping_says_so_and_square_inputs_say_nothing(celeba: Path, tmp_path: Path) -> None:
+    images = celeba / "img_align_celeba"
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(images / "000001.jpg")  # already square
+    out = tmp_path / "curated"
+    curate(images, out, _cfg(), SIZE, seed=0)
+    conversions = _manifest(out).set_index("image_id")["conversions"]
+    assert conversions["000001.jpg"] == ""
+    assert (conversions.drop("000001.jpg") == "centre-cropped from 40x48 to 40x40").all()
 
 
 def test_without_a_table_every_image_file_is_an_input(celeba: Path, tmp_path: Path) -> None:
@@ -245,7 +255,8 @@ def test_bad_files_go_to_rejects_with_their_reasons(celeba: Path, tmp_path: Path
     assert reasons["000015.jpg"].startswith("truncated or corrupt")
     assert reasons["000017.jpg"] == "file not found"
     manifest = _manifest(out)
-    assert manifest.set_index("image_id").loc["000016.jpg", "conversions"] == "grayscale->rgb"
+    assert manifest.set_index("image_id").loc["000016.jpg", "conversions"] == (
+        "grayscale->rgb; centre-cropped from 40x48 to 40x40")
     assert summary.n_rejected == 4 and summary.n_kept == N_IMAGES + 1 and summary.n_ignored == 1
     assert len(manifest) + summary.n_rejected + summary.n_filtered_out == N_IMAGES + len(extra)
 

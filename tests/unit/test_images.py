@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from pipeline.data import palette
-from pipeline.data.images import BadImage, load_label, load_rgb, resize_square
+from pipeline.data.images import BadImage, _open_header, load_label, load_rgb, resize_square
 
 MAX_PIXELS = 50_000_000
 
@@ -92,16 +92,40 @@ def test_image_over_max_pixels_is_refused_before_decoding(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("side, max_pixels", [
-    (8_000, MAX_PIXELS),  # 64 M pixels: over our limit, under PIL's -> our check
-    (10_000, MAX_PIXELS),  # 100 M: over PIL's warning limit -> its warning, made an error
-    (20_000, 10**12),  # 400 M: over twice PIL's limit -> its DecompressionBombError
+    (8_000, MAX_PIXELS),  # 64 M pixels: over our limit, under PIL's
+    (10_000, MAX_PIXELS),  # 100 M: over PIL's warning limit too
+    (20_000, 10**8),  # 400 M: over twice PIL's limit, where PIL itself would raise
 ])
 def test_real_decompression_bomb_is_refused(tmp_path: Path, side: int, max_pixels: int) -> None:
     path = tmp_path / "bomb.png"
     path.write_bytes(_png_bytes(side, side, bit_depth=1, colour_type=0))  # zeros: a few KB on disk
     assert path.stat().st_size < 100_000
-    with pytest.raises(BadImage, match="decompression bomb"):
+    # the user's limit is quoted, never PIL's 89.5 M
+    with pytest.raises(BadImage, match=f"decompression bomb: {side}x{side} = .* exceeds max_pixels {max_pixels}$"):
         load_rgb(path, max_pixels)
+
+
+def test_max_pixels_is_the_one_limit_not_pillows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "small.png"
+    Image.fromarray(_random_rgb(48, 40)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # PIL's ceiling, made tiny: 1920 px is over twice it
+    out, _ = load_rgb(path, max_pixels=10_000)
+    assert out.shape == (48, 40, 3)
+    assert Image.MAX_IMAGE_PIXELS == 100  # restored: no process-wide state left changed
+    with pytest.raises(BadImage, match="exceeds max_pixels 1000$"):
+        load_rgb(path, max_pixels=1000)
+
+
+def test_image_over_pillows_ceiling_passes_the_header_check_under_max_pixels(tmp_path: Path) -> None:
+    path = tmp_path / "large.png"
+    path.write_bytes(_png_bytes(20_000, 20_000, bit_depth=1, colour_type=0))  # 400 M px: PIL alone raises
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(path)
+    image = _open_header(path, max_pixels=10**9)  # the header only: decoding it would take 1.2 GB as RGB
+    try:
+        assert image.size == (20_000, 20_000)
+    finally:
+        image.close()
 
 
 # --------------------------------------------------------------------------- converted
@@ -191,6 +215,51 @@ def test_16_bit_grayscale_is_scaled_to_8_bit(tmp_path: Path) -> None:
     Image.fromarray(wide).save(path)  # PIL writes mode I;16 as a 16-bit PNG
     out, conversions = load_rgb(path, MAX_PIXELS)
     assert "16-bit->8-bit" in conversions and "grayscale->rgb" in conversions
+    np.testing.assert_array_equal(out[0, :, 0], [0, 100, 255])
+
+
+@pytest.mark.parametrize("values, expected, conversion", [
+    ([[0.0, 0.5, 1.0]], [0, 128, 255], "float [0, 1]->8-bit"),
+    ([[0.0, 7.0, 255.0]], [0, 7, 255], "float integer values->8-bit (kept)"),
+])
+def test_floating_point_images_are_converted(tmp_path: Path, values, expected, conversion) -> None:
+    path = tmp_path / "float.tif"
+    Image.fromarray(np.array(values, np.float32)).save(path)  # mode F, a 32-bit float TIFF
+    out, conversions = load_rgb(path, MAX_PIXELS)
+    assert conversion in conversions and "grayscale->rgb" in conversions
+    np.testing.assert_array_equal(out[0, :, 0], expected)
+    np.testing.assert_array_equal(out[..., 0], out[..., 2])
+
+
+@pytest.mark.parametrize("values, found", [
+    ([[0.0, 0.5, 2.0]], r"\[0, 2\]"),  # neither [0, 1] nor integers
+    ([[-1.0, 0.0, 200.0]], r"\[-1, 200\]"),
+    ([[0.0, 300.0, 1000.0]], r"\[0, 1000\]"),
+])
+def test_floating_point_images_of_unknown_scale_are_refused_with_their_range(tmp_path: Path, values, found) -> None:
+    path = tmp_path / "float.tif"
+    Image.fromarray(np.array(values, np.float32)).save(path)
+    with pytest.raises(BadImage, match=f"floating-point image .*values in {found}"):
+        load_rgb(path, MAX_PIXELS)
+
+
+def test_32_bit_integer_images_keep_8_bit_values_and_refuse_others(tmp_path: Path) -> None:
+    path = tmp_path / "int32.tif"
+    Image.fromarray(np.array([[0, 9, 255]], np.int32)).save(path)  # mode I, raw I;32S: not 16-bit data
+    out, conversions = load_rgb(path, MAX_PIXELS)
+    np.testing.assert_array_equal(out[0, :, 0], [0, 9, 255])
+    assert "32-bit integer values->8-bit (kept)" in conversions
+    Image.fromarray(np.array([[-5, 0, 70_000]], np.int32)).save(path)  # was clipped silently to 0..65535
+    with pytest.raises(BadImage, match=r"32-bit integer image .*values in \[-5, 70000\]"):
+        load_rgb(path, MAX_PIXELS)
+
+
+def test_16_bit_pgm_read_as_mode_i_is_still_scaled_not_refused(tmp_path: Path) -> None:
+    path = tmp_path / "gray16.pgm"
+    path.write_bytes(b"P5\n3 1\n65535\n" + np.array([0, 257 * 100, 65535], ">u2").tobytes())
+    assert Image.open(path).mode == "I"  # 32-bit mode, 16-bit data (raw mode I;16B)
+    out, conversions = load_rgb(path, MAX_PIXELS)
+    assert "16-bit->8-bit" in conversions
     np.testing.assert_array_equal(out[0, :, 0], [0, 100, 255])
 
 

@@ -1,7 +1,10 @@
 """Translation with exported models: the test split, and any folder of images (sizes, modes, bad files)."""
 from __future__ import annotations
 
+import csv
 import dataclasses
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,7 @@ from PIL import Image
 from pipeline.applicability import NotApplicable, write_not_applicable
 from pipeline.checkpoint import export_networks
 from pipeline.inference import load_model, read_translated, translate_folder, translate_split
+from pipeline.io import atomic_dir
 from pipeline.data.store import load_split
 from pipeline.models import build_model
 from tests.conftest import tiny_params
@@ -88,6 +92,37 @@ def test_translate_folder_handles_sizes_modes_and_bad_files(method, exported, tm
     assert "broken.png" in (out / "skipped.csv").read_text()
 
 
+def test_translate_folder_reads_gifs_and_refuses_links_that_escape(exported, tmp_path):
+    src, outside = tmp_path / "in", tmp_path / "elsewhere"
+    src.mkdir()
+    outside.mkdir()
+    Image.fromarray(np.full((24, 24, 3), 90, np.uint8)).save(src / "anim.gif")  # curated, so translated too
+    Image.fromarray(np.full((24, 24, 3), 50, np.uint8)).save(outside / "secret.png")
+    (src / "escape.png").symlink_to(outside / "secret.png")
+    (src / "inside.png").symlink_to(src / "anim.gif")
+    (src / 'say "hi", then.txt').write_text("a name with a quote and a comma")
+    out = tmp_path / "out"
+    done, skipped = translate_folder(load_model(exported["pix2pix"], CPU), src, out, direction="a_to_b", device=CPU,
+                                     max_pixels=10**7)
+    assert done == 2 and (out / "anim.png").is_file() and (out / "inside.png").is_file()
+    assert not (out / "escape.png").exists()
+    with open(out / "skipped.csv", newline="") as table:
+        rows = list(csv.DictReader(table))
+    assert rows == [{"file": 'say "hi", then.txt', "reason": "not an image file name"},
+                    {"file": "escape.png", "reason": f"link resolves outside {src}"}]
+
+
+def test_translate_folder_refuses_inputs_sharing_an_output_name_before_writing(exported, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.jpg", "a.png", "b.png"):
+        Image.fromarray(np.full((16, 16, 3), 60, np.uint8)).save(src / name)
+    with pytest.raises(ValueError, match="a.jpg and a.png would both be written as a.png"):
+        translate_folder(load_model(exported["pix2pix"], CPU), src, tmp_path / "out", direction="a_to_b", device=CPU,
+                         max_pixels=10**7)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
+
+
 def test_translate_folder_never_leaves_a_half_written_folder(exported, tmp_path, monkeypatch):
     src = tmp_path / "in"
     src.mkdir()
@@ -108,6 +143,16 @@ def test_translate_folder_never_leaves_a_half_written_folder(exported, tmp_path,
         translate_folder(loaded, src, tmp_path / "out", direction="a_to_b", device=CPU, max_pixels=10**7)
     assert not (tmp_path / "out").exists()
     assert not list(tmp_path.glob(".out.tmp-*"))
+
+
+def test_output_folders_follow_the_users_umask(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        with atomic_dir(tmp_path / "out") as tmp:
+            (tmp / "x.txt").write_text("x")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o755  # was 0700, as mkdtemp makes it
 
 
 def test_load_model_names_a_folder_without_weights(tmp_path):

@@ -1,0 +1,117 @@
+"""The link policy of every importer: a link that resolves outside the folder the user named is
+refused by name (rejects.csv), its target never read or measured; a link that stays inside is allowed."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from pipeline.config import CurateConfig, DataConfig
+from pipeline.data.adapters import prepare_real
+from pipeline.data.curate import curate, curate_raw
+from pipeline.data.paths import is_listed, link_refusal
+from tests.unit import real_data
+
+SECRET_TEXT = "a private file outside the data folder\n"
+
+
+def _outside(tmp_path: Path) -> Path:
+    """A folder beside the data: a text file and an image that must never become data."""
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    (folder / "secret.txt").write_text(SECRET_TEXT)
+    Image.fromarray(np.full((32, 64, 3), 77, np.uint8)).save(folder / "secret.png")
+    return folder
+
+
+def _curate_real(tmp_path: Path, data: DataConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    raw, out = tmp_path / "raw", tmp_path / "curated"
+    raw.mkdir()
+    prepare_real(data, raw, tmp_path / "sheet.png")
+    curate_raw(raw, out, CurateConfig(), 32, seed=0)
+    return pd.read_csv(out / "manifest.csv", keep_default_na=False), pd.read_csv(out / "rejects.csv")
+
+
+def test_the_policy_resolves_names_only(tmp_path):
+    root, outside = tmp_path / "data", _outside(tmp_path)
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "real.png").write_bytes(b"x")
+    links = {"inside.png": root / "sub" / "real.png", "escape.png": outside / "secret.png",
+             "dangling.png": outside / "gone.png", "up.png": Path("..") / "elsewhere" / "secret.txt",
+             "linked_dir": outside}
+    for name, target in links.items():
+        (root / name).symlink_to(target)
+    assert link_refusal(root / "inside.png", root) is None and link_refusal(root / "sub" / "real.png", root) is None
+    for name in ("escape.png", "dangling.png", "up.png", "linked_dir"):
+        assert link_refusal(root / name, root) == f"link resolves outside {root}"
+    assert link_refusal(root / "linked_dir" / "secret.png", root) is not None  # a file in a linked folder
+    # a dangling escaping link is listed (to be refused by name), not skipped unseen
+    assert is_listed(root / "dangling.png", root) and not is_listed(root / "sub", root)
+    # the folder the user named may itself be a link: it is the root, not an escape
+    (tmp_path / "alias").symlink_to(root)
+    assert link_refusal(tmp_path / "alias" / "inside.png", tmp_path / "alias") is None
+
+
+def test_plain_folder_refuses_links_that_escape_and_never_reports_their_size(tmp_path):
+    images = real_data.write_image_folder(tmp_path / "photos", n=3)
+    outside = _outside(tmp_path)
+    (images / "secret.png").symlink_to(outside / "secret.txt")  # was "not a recognised image format (39 bytes"
+    (images / "other.png").symlink_to(outside / "secret.png")
+    (images / "dangling.png").symlink_to(outside / "gone.png")
+    (images / "again.png").symlink_to(images / "img_1.png")  # stays inside: allowed
+    out = tmp_path / "curated"
+    summary = curate(images, out, CurateConfig(), 32, seed=0)
+    rejects = pd.read_csv(out / "rejects.csv")
+    assert sorted(Path(f).name for f in rejects["file"]) == ["dangling.png", "other.png", "secret.png"]
+    assert set(rejects["reason"]) == {f"link resolves outside {images}"}
+    assert summary.n_kept == 4  # img_0..2 and the inside link
+    assert str(len(SECRET_TEXT)) not in (out / "rejects.csv").read_text()
+
+
+def test_pix2pix_folder_never_trains_on_an_image_from_outside(tmp_path):
+    root = real_data.write_pix2pix(tmp_path / "facades", {"train": 4, "test": 2})
+    outside = _outside(tmp_path)
+    (root / "train" / "evil.png").symlink_to(outside / "secret.png")  # a valid A|B image: was training data
+    (root / "train" / "copy.png").symlink_to(root / "test" / "1.png")
+    manifest, rejects = _curate_real(tmp_path, DataConfig(source="pix2pix_folders", path=str(root)))
+    assert rejects.to_dict("list") == {"file": [str(root.resolve() / "train" / "evil.png")],
+                                       "reason": [f"link resolves outside {root.resolve()}"]}
+    assert "train/copy.png" in set(manifest["image_id"]) and "train/evil.png" not in set(manifest["image_id"])
+
+
+def test_cyclegan_folder_refuses_an_escaping_link(tmp_path):
+    root = real_data.write_cyclegan(tmp_path / "h2z")
+    (root / "trainB" / "b_999.jpg").symlink_to(_outside(tmp_path) / "secret.png")
+    manifest, rejects = _curate_real(tmp_path, DataConfig(source="cyclegan_folders", path=str(root)))
+    assert [Path(f).name for f in rejects["file"]] == ["b_999.jpg"]
+    assert rejects["reason"].iat[0] == f"link resolves outside {root.resolve()}"
+    assert len(manifest) == 5 + 6 + 2 + 3
+
+
+def test_cityscapes_refuses_a_label_map_linked_from_outside(tmp_path):
+    root = real_data.write_cityscapes(tmp_path / "cityscapes")
+    label = next((root / "gtFine" / "train" / "aachen").glob("*_gtFine_labelIds.png"))
+    outside = _outside(tmp_path)
+    label.rename(outside / "ids.png")
+    label.symlink_to(outside / "ids.png")
+    _, rejects = _curate_real(tmp_path, DataConfig(source="cityscapes", path=str(root)))
+    assert len(rejects) == 1 and rejects["file"].iat[0].endswith("_leftImg8bit.png")
+    assert rejects["reason"].iat[0].endswith(f"_gtFine_labelIds.png: link resolves outside {root.resolve()}")
+
+
+def test_celeba_allows_links_inside_its_folder_and_refuses_the_others(tmp_path):
+    root = real_data.write_celeba(tmp_path / "celeba", n=6)
+    images = root / "img_align_celeba"
+    (root / "extra").mkdir()
+    (images / "000001.jpg").rename(root / "extra" / "000001.jpg")
+    (images / "000001.jpg").symlink_to(Path("..") / "extra" / "000001.jpg")  # inside data.path: allowed
+    (images / "000002.jpg").unlink()
+    (images / "000002.jpg").symlink_to(_outside(tmp_path) / "secret.txt")
+    manifest, rejects = _curate_real(tmp_path, DataConfig(source="celeba", path=str(root)))
+    assert [Path(f).name for f in rejects["file"]] == ["000002.jpg"]
+    assert rejects["reason"].iat[0] == f"link resolves outside {root.resolve()}"
+    assert "000001.jpg" in set(manifest["image_id"]) and len(manifest) == 5
+
