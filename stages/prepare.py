@@ -26,8 +26,10 @@ def prepare(
     cfg = read_params(params)
     with domain_errors(FileNotFoundError, ValueError), atomic_dir(out_dir) as tmp:
         if cfg.data.source == "streets":
-            streets.write_dataset(tmp / "streets", cfg.data.n_images, cfg.image_size, cfg.seed, cfg.data.workers)
-            scenes = [streets.render_scene(cfg.seed, i, cfg.image_size) for i in range(min(16, cfg.data.n_images))]
+            streets.write_dataset(tmp / "streets", cfg.data.n_images, cfg.image_size, cfg.seed, cfg.data.workers,
+                                  cfg.data.styles)
+            scenes = [streets.render_scene(cfg.seed, i, cfg.image_size, cfg.data.styles)
+                      for i in range(min(16, cfg.data.n_images))]
             sheet.parent.mkdir(parents=True, exist_ok=True)
             streets.contact_sheet(scenes, sheet)
             sources.write_layout(tmp, sources.streets_layout())

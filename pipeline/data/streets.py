@@ -20,7 +20,7 @@ from pipeline.data.streets_render import (BUILDING, CAR, FENCE, FOGGY_DENSITY, P
                                           SIDEWALK, SKY, TERRAIN, TRAFFIC_LIGHT, TRAFFIC_SIGN,
                                           VEGETATION, RGB, Style, render_photo)
 
-__all__ = ["ATTRIBUTES", "Scene", "Style", "render_scene", "render_photo", "sample_style",
+__all__ = ["ATTRIBUTES", "STYLE_SETS", "Scene", "Style", "render_scene", "render_photo", "sample_style",
            "write_dataset", "benchmark", "contact_sheet", "class_coverage"]
 
 log = logging.getLogger(__name__)
@@ -37,29 +37,41 @@ class Scene:
     attrs: dict[str, int]  # name -> 1 / -1, keys == ATTRIBUTES
 
 
-# base colours that styles jitter
-_BUILDING_BASES = ((0.85, 0.78, 0.62), (0.62, 0.33, 0.25), (0.55, 0.55, 0.56), (0.88, 0.87, 0.84),
-                   (0.80, 0.62, 0.36), (0.60, 0.66, 0.72), (0.47, 0.37, 0.29), (0.82, 0.62, 0.58))
-_CAR_BASES = ((0.86, 0.86, 0.86), (0.08, 0.08, 0.09), (0.60, 0.62, 0.64), (0.66, 0.08, 0.08),
-              (0.12, 0.22, 0.55), (0.10, 0.30, 0.20), (0.86, 0.70, 0.10))
-_SIDEWALK_BASES = ((0.64, 0.64, 0.62), (0.70, 0.64, 0.54), (0.64, 0.52, 0.47))
+# Which looks a data set draws. "day" mirrors the papers' Cityscapes runs: daylight streets, sun or
+# overcast, dry or wet, whose global look the label map largely predicts. "all" adds dusk, night
+# and fog: one label map then has many plausible photos (BicycleGAN's task; day -> night for CycleGAN).
+STYLE_SETS: tuple[str, ...] = ("day", "all")
+
+# Base colours that styles jitter. As in Cityscapes, classes share colours: grey road, sidewalks
+# and most facades; green trees and grass; dark cars and dark shadows. What tells them apart is
+# texture and context (lane marks, kerbs and paving, windows, foliage), not the mean colour.
+_BUILDING_BASES = ((0.50, 0.50, 0.50), (0.56, 0.55, 0.52), (0.42, 0.42, 0.44), (0.60, 0.59, 0.57),
+                   (0.54, 0.50, 0.45), (0.52, 0.44, 0.40), (0.38, 0.39, 0.41), (0.58, 0.55, 0.48))
+_CAR_BASES = ((0.07, 0.07, 0.08), (0.16, 0.17, 0.19), (0.10, 0.12, 0.24), (0.58, 0.60, 0.62),
+              (0.84, 0.84, 0.84), (0.56, 0.08, 0.08), (0.12, 0.20, 0.14))
+_SIDEWALK_BASES = ((0.46, 0.46, 0.45), (0.52, 0.50, 0.47), (0.40, 0.40, 0.41))
 
 
 def _jitter(rgb: RGB, noise: np.ndarray) -> RGB:
     return tuple(min(max(c + d, 0.0), 1.0) for c, d in zip(rgb, noise.tolist()))
 
 
-def sample_style(rng: np.random.Generator) -> Style:
-    """Draw a style: day / dusk / night, clear / overcast, fog, wet road, and the palettes."""
+def sample_style(rng: np.random.Generator, styles: str = "day") -> Style:
+    """Draw a style from the set `styles` (see STYLE_SETS): time of day, overcast, fog, wet road,
+    and the palettes. Both sets make the same number of draws, so a layout never depends on the set."""
+    if styles not in STYLE_SETS:
+        raise ValueError(f"styles must be one of {STYLE_SETS}, got {styles!r}")
     u = rng.random(16).tolist()  # one draw for the scalar choices: faster than many calls
-    time_of_day = "day" if u[0] < 0.55 else "dusk" if u[0] < 0.75 else "night"
-    overcast = time_of_day != "night" and u[1] < 0.3
-    foggy = u[2] < 0.2
+    if styles == "day":
+        time_of_day, overcast, foggy = "day", u[1] < 0.4, False
+    else:
+        time_of_day = "day" if u[0] < 0.55 else "dusk" if u[0] < 0.75 else "night"
+        overcast, foggy = time_of_day != "night" and u[1] < 0.3, u[2] < 0.2
     # a little haze always, so that depth reads even without fog
     fog_density = 0.05 + 0.07 * u[3] if foggy else 0.002 + 0.008 * u[3]
     wet_road = u[4] < (0.5 if overcast or foggy else 0.2)
     low, high = {"day": (0.9, 1.1), "dusk": (0.62, 0.75), "night": (0.85, 1.1)}[time_of_day]
-    grey = 0.28 + 0.14 * u[6]
+    grey = 0.34 + 0.18 * u[6]
     houses = rng.permutation(len(_BUILDING_BASES))[:4].tolist()
     cars = rng.permutation(len(_CAR_BASES))[:3 + int(u[7] * 3)].tolist()
     jitter = rng.uniform(-1.0, 1.0, (12, 3))
@@ -67,9 +79,9 @@ def sample_style(rng: np.random.Generator) -> Style:
         time_of_day=time_of_day, overcast=overcast, fog_density=fog_density, wet_road=wet_road,
         exposure=low + (high - low) * u[5], sun_side=1 if u[8] < 0.5 else -1,
         road_rgb=(grey, grey, grey * (0.96 + 0.1 * u[9])),
-        sidewalk_rgb=_jitter(_SIDEWALK_BASES[int(u[10] * 3)], 0.04 * jitter[0]),
-        vegetation_rgb=_jitter((0.18, 0.28, 0.08), jitter[1] * (0.06, 0.04, 0.03)),
-        terrain_rgb=_jitter((0.5, 0.6, 0.3), 0.06 * jitter[2]),
+        sidewalk_rgb=_jitter(_SIDEWALK_BASES[int(u[10] * 3)], 0.06 * jitter[0]),
+        vegetation_rgb=_jitter((0.24, 0.33, 0.13), jitter[1] * (0.06, 0.06, 0.04)),
+        terrain_rgb=_jitter((0.25, 0.34, 0.14), jitter[2] * (0.06, 0.06, 0.04)),
         building_rgbs=tuple(_jitter(_BUILDING_BASES[i], 0.05 * j)
                             for i, j in zip(houses, jitter[3:7])),
         car_rgbs=tuple(_jitter(_CAR_BASES[i], 0.03 * j) for i, j in zip(cars, jitter[7:12])),
@@ -279,8 +291,9 @@ def _attributes(label: np.ndarray, style: Style, n_cars: int) -> dict[str, int]:
     return {name: 1 if truth[name] else -1 for name in ATTRIBUTES}
 
 
-def render_scene(seed: int, index: int, size: int) -> Scene:
-    """Scene `index` of data set `seed`, `size` x `size` pixels: the same arguments, the same bytes."""
+def render_scene(seed: int, index: int, size: int, styles: str = "day") -> Scene:
+    """Scene `index` of data set `seed`, `size` x `size` pixels, in a style from the set `styles`:
+    the same arguments, the same bytes; the layout does not depend on `styles`."""
     if seed < 0 or index < 0:
         raise ValueError(f"seed and index must be >= 0, got seed={seed} index={index}")
     if size < 16:
@@ -289,7 +302,7 @@ def render_scene(seed: int, index: int, size: int) -> Scene:
     # than a 64 px photo takes to render, and the layout still never depends on how photos look
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
     label, n_cars = _draw_label(rng, size)
-    style = sample_style(rng)
+    style = sample_style(rng, styles)
     photo = render_photo(label, style, rng)
     return Scene(label=label, photo=photo, attrs=_attributes(label, style, n_cars))
 
@@ -303,29 +316,32 @@ def _write_png(array: np.ndarray, path: Path) -> None:
     Image.fromarray(array).save(path, format="PNG", compress_level=1)
 
 
-def _write_chunk(job: tuple[Path, int, int, int, int]) -> list[str]:
+def _write_chunk(job: tuple[Path, int, int, int, int, str]) -> list[str]:
     """Render and write images [start, stop); return their CSV rows."""
-    root, start, stop, size, seed = job
+    root, start, stop, size, seed, styles = job
     rows = []
     for index in range(start, stop):
-        scene = render_scene(seed, index, size)
+        scene = render_scene(seed, index, size, styles)
         _write_png(scene.photo, root / "photos" / _image_id(index))
         _write_png(ids_to_colour(scene.label), root / "labels" / _image_id(index))
         rows.append(",".join([_image_id(index), *(str(scene.attrs[a]) for a in ATTRIBUTES)]))
     return rows
 
 
-def write_dataset(out_dir: Path, n_images: int, size: int, seed: int, workers: int = 1) -> None:
+def write_dataset(out_dir: Path, n_images: int, size: int, seed: int, workers: int = 1,
+                  styles: str = "day") -> None:
     """Write photos/, labels/ (Cityscapes colours) and list_attr.csv to out_dir, atomically."""
     if n_images < 1 or workers < 1:
         raise ValueError(f"n_images and workers must be >= 1, got {n_images} and {workers}")
+    if styles not in STYLE_SETS:
+        raise ValueError(f"styles must be one of {STYLE_SETS}, got {styles!r}")
     out_dir = Path(out_dir)
     started = time.perf_counter()
     with atomic_dir(out_dir) as tmp:
         (tmp / "photos").mkdir()
         (tmp / "labels").mkdir()
         chunk = max(1, math.ceil(n_images / (4 * workers)))
-        jobs = [(tmp, a, min(a + chunk, n_images), size, seed) for a in range(0, n_images, chunk)]
+        jobs = [(tmp, a, min(a + chunk, n_images), size, seed, styles) for a in range(0, n_images, chunk)]
         if workers == 1:
             parts = [_write_chunk(job) for job in jobs]
         else:  # spawn: workers start clean, whatever threads the parent runs

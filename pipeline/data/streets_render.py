@@ -37,7 +37,7 @@ for _cls in (POLE, TRAFFIC_LIGHT, TRAFFIC_SIGN, PERSON, CAR):
 # texture amplitude per class: fine grain, foliage-sized blobs, large stains
 _GRAIN = np.zeros((3, 256), np.float32)
 for _cls, _amps in {ROAD: (0.10, 0.0, 0.07), SIDEWALK: (0.06, 0.0, 0.03), BUILDING: (0.05, 0.06, 0.0),
-                    VEGETATION: (0.18, 0.30, 0.0), TERRAIN: (0.08, 0.0, 0.10), POLE: (0.08, 0, 0),
+                    VEGETATION: (0.18, 0.30, 0.0), TERRAIN: (0.12, 0.0, 0.06), POLE: (0.08, 0, 0),
                     CAR: (0.03, 0, 0), PERSON: (0.04, 0, 0), FENCE: (0.08, 0, 0)}.items():
     _GRAIN[:, _cls] = _amps
 

@@ -113,11 +113,21 @@ def _encode(net: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
 
 
 def _augment(photos: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random horizontal flips, plus modest photometric jitter so the net also reads generated photos."""
+    """Random flips and random scale-and-crop (zoom 1x to 1.6x at a random place), as segmenters are
+    trained on Cityscapes, so the net reads texture and local context rather than absolute image
+    position; plus modest photometric jitter so it also reads generated photos."""
     b = photos.shape[0]
     flip = torch.rand(b, generator=g) < 0.5
-    photos = torch.where(flip[:, None, None, None], photos.flip(-1), photos)
-    labels = torch.where(flip[:, None, None], labels.flip(-1), labels)
+    zoom = 1.0 + 0.6 * torch.rand(b, generator=g)
+    shift = (torch.rand(b, 2, generator=g) * 2.0 - 1.0) * (1.0 - 1.0 / zoom)[:, None]  # stay inside
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = torch.where(flip, -1.0, 1.0) / zoom
+    theta[:, 1, 1] = 1.0 / zoom
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta, list(photos.shape), align_corners=False)  # (B, H, W, 2)
+    photos = F.grid_sample(photos, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    labels = F.grid_sample(labels[:, None].float(), grid, mode="nearest", padding_mode="border",
+                           align_corners=False)[:, 0].long()
     brightness = (torch.rand(b, 1, 1, 1, generator=g) - 0.5) * 0.2  # +-0.1 on the [-1, 1] scale
     contrast = 1.0 + (torch.rand(b, 1, 1, 1, generator=g) - 0.5) * 0.3  # x 0.85 .. 1.15
     gain = 1.0 + (torch.rand(b, 3, 1, 1, generator=g) - 0.5) * 0.1  # per-channel colour cast +-5%

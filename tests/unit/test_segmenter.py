@@ -58,13 +58,28 @@ def test_build_segmenter_rejects_unknown_name():
 
 def test_short_training_reduces_the_loss_and_is_deterministic():
     photos, labels = tiny_set()
-    net, history = fit(photos, labels)
-    assert [h["step"] for h in history] == [5, 10, 15, 20, 25, 30]
+    net, history = fit(photos, labels, steps=40)  # zoom augmentation: a few more steps than without
+    assert [h["step"] for h in history] == [5, 10, 15, 20, 25, 30, 35, 40]
     assert history[-1]["segmenter_loss"] < 0.5 * history[0]["segmenter_loss"]
     assert not net.training
-    again, _ = fit(photos, labels)
+    again, _ = fit(photos, labels, steps=40)
     for (name, a), b in zip(net.state_dict().items(), again.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_augmentation_moves_photos_and_labels_together():
+    """Zoom, crop and flip are one geometry for both, so every pixel keeps its class."""
+    from pipeline.data.datasets import to_unit
+    from pipeline.metrics.segmenter import _augment
+
+    photos, labels = tiny_set(n=8, size=32)
+    labels[:, 0, 0] = 0
+    x, y = _augment(to_unit(torch.from_numpy(photos)), torch.from_numpy(labels).long(), torch.Generator().manual_seed(1))
+    assert x.shape == (8, 3, 32, 32) and y.shape == (8, 32, 32) and y.dtype == torch.long
+    colours = torch.from_numpy(COLOURS).float() / 127.5 - 1.0  # (3, 3)
+    nearest = ((x.permute(0, 2, 3, 1)[..., None, :] - colours) ** 2).sum(-1).argmin(-1)  # (B, H, W)
+    assert (nearest == y).float().mean() > 0.9  # bilinear photos blur only the block edges
+    assert not torch.equal(y, torch.from_numpy(labels).long())  # it did move them
 
 
 def test_training_rejects_labels_outside_the_classes():
