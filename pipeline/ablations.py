@@ -26,6 +26,8 @@ FCN_COLUMNS: tuple[tuple[str, str], ...] = (
     ("labels_to_photo.per_class_acc", "Per-class acc."),
     ("labels_to_photo.class_iou", "Class IOU"),
 )
+# pix2pix's rows also give their L1 to the test photos: L1 alone should beat the median painting's
+PAIRED_COLUMNS: tuple[tuple[str, str], ...] = (*FCN_COLUMNS, ("l1", "L1 to the photo"))
 NOT_RUN = "not run"
 
 
@@ -80,7 +82,10 @@ def _pix2pix_loss(p: Params) -> Study:
               ("L1+GAN", row(True, False, p.lambda_L1)),
               ("L1+cGAN", row(True, True, p.lambda_L1))),
         caption=f"FCN-scores of labels -> photo. GAN: the discriminator sees the output alone; cGAN: it "
-                f"sees (input, output) pairs. L1 rows use lambda_L1 {p.lambda_L1:g}.")
+                f"sees (input, output) pairs. L1 rows use lambda_L1 {p.lambda_L1:g}. L1 to the photo: mean "
+                f"absolute difference to the real test photo (0..1); the report's image-similarity table "
+                f"gives the per-class median painting's.",
+        metric_columns=PAIRED_COLUMNS)
 
 
 def generator_pair(name: str) -> tuple[str, str]:
@@ -99,7 +104,8 @@ def _pix2pix_generator(p: Params) -> Study:
     return Study(
         "pix2pix_generator", "pix2pix generator ablation", "pix2pix (Isola et al. 2017), Table 2", "pix2pix",
         "Generator (loss)", rows=rows,
-        caption=f"FCN-scores of labels -> photo. {encdec} is {unet} without its skip connections.")
+        caption=f"FCN-scores of labels -> photo. {encdec} is {unet} without its skip connections.",
+        metric_columns=PAIRED_COLUMNS)
 
 
 def deepest_patch_layers(image_size: int) -> int:
@@ -130,7 +136,7 @@ def _pix2pix_patch(p: Params) -> Study:
               ("16x16", {"pix2pix.discriminator": "patch", "pix2pix.n_layers_D": 1}),
               ("70x70", {"pix2pix.discriminator": "patch", "pix2pix.n_layers_D": 3}),
               ("286x286 (ImageGAN)", {"pix2pix.discriminator": "patch", "pix2pix.n_layers_D": image_gan})),
-        caption=caption)
+        caption=caption, metric_columns=PAIRED_COLUMNS)
 
 
 _BUILDERS: dict[str, Callable[[Params], Study]] = {

@@ -292,7 +292,7 @@ class Params:
     # the papers' hyper-parameters keep the papers' names, at the top level
     lambda_L1: float = 100.0  # pix2pix
     lambda_cyc: float = 10.0  # CycleGAN cycle consistency
-    lambda_idt: float = 0.5  # CycleGAN identity, as a fraction of lambda_cyc
+    lambda_idt: float = 0.0  # CycleGAN identity, as a fraction of lambda_cyc (paper: 0 for labels <-> photos)
     lambda_img: float = 10.0  # BicycleGAN cVAE-GAN L1 (the paper's lambda)
     lambda_kl: float = 0.01  # BicycleGAN
     lambda_z: float = 0.5  # BicycleGAN latent regression

@@ -338,8 +338,11 @@ def test_ablation_report_writes_markdown_and_json(tmp_path, monkeypatch):
     params = tmp_path / "params.yaml"
     params.write_text("seed: 0\n")
     calls = []
+    real_run = subprocess.run
 
     def fake_run(command, cwd=None, **kwargs):
+        if command[0] != "dvc":  # the patch is process-wide: platform.processor() runs `uname -p` once
+            return real_run(command, cwd=cwd, **kwargs)
         calls.append(command)
         return subprocess.CompletedProcess(command, 0, stdout=EXP_SHOW, stderr="")
 

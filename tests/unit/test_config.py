@@ -22,7 +22,7 @@ def repo_params() -> dict:
 def test_repository_params_load_and_keep_the_papers_names():
     cfg = load_params(ROOT / "params.yaml")
     assert isinstance(cfg, Params)
-    assert (cfg.lambda_L1, cfg.lambda_cyc, cfg.lambda_idt) == (100.0, 10.0, 0.5)
+    assert (cfg.lambda_L1, cfg.lambda_cyc, cfg.lambda_idt) == (100.0, 10.0, 0.0)
     assert (cfg.lambda_img, cfg.lambda_kl, cfg.lambda_z, cfg.nz) == (10.0, 0.01, 0.5, 8)
 
 

@@ -30,7 +30,8 @@ def tiny_params(pix2pix: dict | None = None, cyclegan: dict | None = None, bicyc
         # two D scales at 32 px need n_layers_D 2 (the reference's basic_128_multi)
         bicyclegan=BicycleGANConfig(**{"generator": "unet_32", "encoder": "resnet_64", "ngf": 4, "ndf": 4,
                                        "nef": 4, "n_layers_D": 2, "batch_size": 2, **(bicyclegan or {})}),
-        **top,
+        # the reference code's identity weight, so the full CycleGAN step is what these tests drive
+        **{"lambda_idt": 0.5, **top},
     )
 
 
