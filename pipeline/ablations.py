@@ -16,6 +16,7 @@ import pandas as pd
 import yaml
 
 from pipeline.config import ConfigError, Params, flatten, params_from_dict
+from pipeline.models import METHODS
 from pipeline.report import fmt, markdown_table
 
 Overrides = Mapping[str, Any]  # dotted params key -> value, as `dvc exp run -S key=value`
@@ -252,11 +253,7 @@ def dvc_commands(study: Study, baseline: Params, budget: str = "default", queue:
 # --------------------------------------------------------------------------- MLflow run labels
 
 # the top-level loss weights each method reads (as in dvc.yaml's train stage)
-METHOD_WEIGHTS: dict[str, tuple[str, ...]] = {
-    "pix2pix": ("lambda_L1",),
-    "cyclegan": ("lambda_cyc", "lambda_idt"),
-    "bicyclegan": ("lambda_img", "lambda_kl", "lambda_z", "nz"),
-}
+METHOD_WEIGHTS: dict[str, tuple[str, ...]] = {name: spec.loss_weights for name, spec in METHODS.items()}
 
 
 def study_tag(study: Study, budget: str = "default") -> str:
@@ -279,8 +276,8 @@ def study_row(experiment: str | None) -> tuple[Study, str, str] | None:
 def changed_params(params: Params, method: str) -> str:
     """`key=value, ...` for the params that differ from the code's defaults (`Params()`), leaving
     out the other methods' sections and loss weights (they cannot change this method's run)."""
-    others = {m for m in METHOD_WEIGHTS if m != method}
-    foreign = {w for m in others for w in METHOD_WEIGHTS[m]} - set(METHOD_WEIGHTS.get(method, ()))
+    others = {spec.section for name, spec in METHODS.items() if name != method}
+    foreign = {w for m in METHOD_WEIGHTS if m != method for w in METHOD_WEIGHTS[m]} - set(METHOD_WEIGHTS.get(method, ()))
     ours, base = params.as_flat_dict(), Params().as_flat_dict()
     changed = [f"{key}={render_value(value)}" for key, value in sorted(ours.items())
                if value != base.get(key) and key not in foreign and key.split(".")[0] not in others]

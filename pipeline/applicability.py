@@ -9,20 +9,20 @@ from typing import Any
 from pipeline.io import read_json_object, write_json
 
 NOT_APPLICABLE = "not_applicable.json"
-PAIRED_METHODS = ("pix2pix", "bicyclegan")  # they learn from aligned (A, B) pairs
 
 
 class NotApplicable(ValueError):
     """A folder holds a not-applicable record where a trained model was expected."""
 
 
-def method_not_applicable(info: dict[str, Any], method: str) -> str | None:
-    """Why `method` cannot learn from the data set that `info` (the store's info.json) describes, or
-    None when it can. Only the kind of data decides: an unknown method is the caller's error."""
+def method_not_applicable(info: dict[str, Any], method: str, needs_pairs: bool) -> str | None:
+    """Why `method` (learning from aligned pairs only where `needs_pairs`: the method table's
+    `paired`) cannot learn from the data set that `info` (the store's info.json) describes, or
+    None when it can. Only the kind of data decides."""
     dataset, names = info["dataset"], info["domain_names"]
     if info["domain_a"] == "none":
         return f"{method} needs two domains; {dataset} holds one ({names.get('b') or 'photos'}): nothing to translate from"
-    if method in PAIRED_METHODS and not info["paired"]:
+    if needs_pairs and not info["paired"]:
         return (f"{method} needs paired data; {dataset} is unpaired "
                 f"({names.get('a') or 'A'} vs {names.get('b') or 'B'})")
     return None

@@ -10,23 +10,16 @@ from dataclasses import dataclass
 import torch
 
 from pipeline.config import Params
-from pipeline.models import build_model
+from pipeline.models import METHODS, build_model, method_spec
 from pipeline.models.base import Batch
 
 
 def paper_params(base: Params, image_size: int) -> Params:
-    """The papers' architectures at `image_size`: ngf/ndf 64, unet_256 / resnet_9blocks, their batches."""
-    size = "256" if image_size >= 256 else str(image_size)
-    unet = f"unet_{size}" if size in ("32", "64", "128", "256") else "unet_256"
+    """The papers' architectures at `image_size` (each method's `at_paper_size`: ngf/ndf 64,
+    unet_256 / resnet_9blocks, their batches)."""
     return dataclasses.replace(
-        base, image_size=image_size,
-        train=dataclasses.replace(base.train, load_size=image_size),
-        pix2pix=dataclasses.replace(base.pix2pix, generator=unet, ngf=64, ndf=64, batch_size=1),
-        cyclegan=dataclasses.replace(base.cyclegan, generator="resnet_9blocks" if image_size >= 256 else "resnet_6blocks",
-                                     ngf=64, ndf=64, batch_size=1),
-        bicyclegan=dataclasses.replace(base.bicyclegan, generator=unet, encoder=f"resnet_{size}" if size in ("64", "128", "256") else "resnet_256",
-                                       ngf=64, ndf=64, nef=64, batch_size=2),
-    )
+        base, image_size=image_size, train=dataclasses.replace(base.train, load_size=image_size),
+        **{spec.section: spec.at_paper_size(spec.config(base), image_size) for spec in METHODS.values()})
 
 
 @dataclass(frozen=True)
@@ -49,7 +42,7 @@ def _peak_mb(device: torch.device) -> float:
 def bench_training(params: Params, method: str, device: torch.device, warmup: int, steps: int) -> TrainBench:
     """Time `steps` training steps on random batches after `warmup` steps (data loading excluded)."""
     model = build_model(method, params, device, seed=0)
-    bs = params.schedule(method).batch_size
+    bs = params.schedule(method_spec(method).section).batch_size
     g = torch.Generator().manual_seed(0)
     shape = (bs, 3, params.image_size, params.image_size)
     batch = Batch(a=(torch.rand(shape, generator=g) * 2 - 1).to(device), b=(torch.rand(shape, generator=g) * 2 - 1).to(device))

@@ -15,9 +15,6 @@ import yaml
 
 T = TypeVar("T")
 
-MethodName = Literal["pix2pix", "cyclegan", "bicyclegan"]
-METHODS: tuple[str, ...] = get_args(MethodName)
-
 
 class ConfigError(ValueError):
     """A params value is missing, unknown, of the wrong type or out of range."""
@@ -163,6 +160,7 @@ class ScheduleConfig:
         return self.iters + self.iters_decay
 
 
+# the one definition of these names: pipeline.nets and pipeline.losses import them from here
 NormName = Literal["batch", "instance", "none"]
 InitName = Literal["normal", "xavier", "kaiming", "orthogonal"]
 GanMode = Literal["vanilla", "lsgan"]
@@ -316,9 +314,10 @@ class Params:
         _check("train.load_size", self.train.load_size >= self.image_size,
                f"must be >= image_size ({self.image_size}), got {self.train.load_size}")
 
-    def schedule(self, method: str) -> ScheduleConfig:
-        section = getattr(self, method)
-        return ScheduleConfig(section.iters, section.iters_decay, section.batch_size)
+    def schedule(self, section: str) -> ScheduleConfig:
+        """The schedule of the method whose params section is `section`."""
+        cfg = getattr(self, section)
+        return ScheduleConfig(cfg.iters, cfg.iters_decay, cfg.batch_size)
 
     def as_flat_dict(self) -> dict[str, Any]:
         """Dotted keys -> values, as MLflow params."""

@@ -1,9 +1,12 @@
 """Evaluation as in the papers: FCN-scores both ways, paired image metrics, diversity, realism,
 the real-photos upper bound and trivial baselines, each where the data set allows it (labels,
-pairs). Writes the metrics JSON the report reads."""
+pairs). Writes the metrics JSON the report reads: the `train_segmenter` and `evaluate@` stages."""
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +14,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.applicability import not_applicable_reason, write_not_applicable
+from pipeline.config import Params, flatten
 from pipeline.data.palette import CLASS_NAMES, IGNORE_ID, NUM_CLASSES, ids_to_colour
 from pipeline.data.store import load_split, read_info
-from pipeline.inference import read_translated
 from pipeline.metrics.fcn_score import ConfusionAccumulator, colours_to_ids
 from pipeline.metrics.image import diversity, diversity_lpips, frechet_distance, paired_image_metrics
-from pipeline.metrics.segmenter import feature_maps, features, predict
+from pipeline.device import pick_device
+from pipeline.io import atomic_dir, details_path, write_metrics
+from pipeline.metrics.segmenter import (feature_maps, features, load_segmenter, predict, save_segmenter,
+                                        train_segmenter)
+from pipeline.tracking import MlflowTracker, NullTracker, Tracker
+from pipeline.translated import (ENCODED, FAKE_A, FAKE_B, IDS_A, IDS_B, TRANSLATIONS, read_translated,
+                                 sample_folders)
 
 log = logging.getLogger(__name__)
 
@@ -96,15 +106,15 @@ def evaluate_translations(translated: Path, curated: Path, segmenter: nn.Module 
     """
     info = read_info(curated)
     test = load_split(curated, "test")
-    ids_a, ids_b = _listed(translated / "ids.txt", test.ids_a or []), None
-    ids_file_b = translated / "ids_b.txt"
-    ids_b = _listed(ids_file_b if ids_file_b.is_file() else translated / "ids.txt", test.ids)
+    ids_a = _listed(translated / IDS_A, test.ids_a or [])
+    ids_file_b = translated / IDS_B
+    ids_b = _listed(ids_file_b if ids_file_b.is_file() else translated / IDS_A, test.ids)
     real_photos, labels, paired = np.asarray(test.photos), test.labels, bool(info["paired"])
     labels = None if labels is None else np.asarray(labels)
     scored = labels is not None and segmenter is not None
     metrics: dict[str, Any] = {}
-    if (translated / "fake_b").is_dir():
-        fake_b = read_translated(translated / "fake_b", ids_a)
+    if (translated / FAKE_B).is_dir():
+        fake_b = read_translated(translated / FAKE_B, ids_a)
         if scored:
             metrics["labels_to_photo"] = fcn_score(segmenter, fake_b, labels, batch_size=batch_size, device=device)
         if paired:
@@ -113,14 +123,13 @@ def evaluate_translations(translated: Path, curated: Path, segmenter: nn.Module 
             real_feats = features(segmenter, real_photos, batch_size, device)
             fake_feats = features(segmenter, fake_b, batch_size, device)
             metrics["fid"] = {FEATURE_SPACE: frechet_distance(real_feats, fake_feats)}
-    if (translated / "fake_a").is_dir():
-        fake_a = read_translated(translated / "fake_a", ids_b)
+    if (translated / FAKE_A).is_dir():
+        fake_a = read_translated(translated / FAKE_A, ids_b)
         if labels is not None:
             metrics["photo_to_labels"] = label_score(fake_a, labels)
         elif paired and test.images_a is not None:
             metrics["photo_to_a"] = paired_image_metrics(np.asarray(test.images_a), fake_a)
-    sample_dirs = sorted((translated / "samples").glob("*"), key=lambda p: int(p.name)) \
-        if (translated / "samples").is_dir() else []
+    sample_dirs = sample_folders(translated)
     if len(sample_dirs) >= 2:
         samples = np.stack([read_translated(d, ids_a) for d in sample_dirs])  # (K, N, H, W, 3)
         maps = (lambda x: feature_maps(segmenter, x, batch_size, device)) if segmenter is not None else None
@@ -131,11 +140,11 @@ def evaluate_translations(translated: Path, curated: Path, segmenter: nn.Module 
             metrics["labels_to_photo_samples"] = fcn_score(
                 segmenter, samples.reshape(-1, *samples.shape[2:]), np.tile(labels, (len(samples), 1, 1)),
                 batch_size=batch_size, device=device)
-    if (translated / "encoded").is_dir() and paired:
-        encoded = read_translated(translated / "encoded", ids_a)
+    if (translated / ENCODED).is_dir() and paired:
+        encoded = read_translated(translated / ENCODED, ids_a)
         metrics["encoded"] = paired_image_metrics(real_photos, encoded)
-    if not any((translated / kind).is_dir() for kind in ("fake_b", "fake_a", "samples")):
-        raise ValueError(f"{translated}: holds no translations (fake_b/, fake_a/, samples/)")
+    if not any((translated / kind).is_dir() for kind in TRANSLATIONS):
+        raise ValueError(f"{translated}: holds no translations ({', '.join(k + '/' for k in TRANSLATIONS)})")
     skipped = not_applicable_metrics(info, segmenter is not None)
     if skipped:
         metrics["not_applicable"] = skipped
@@ -164,3 +173,89 @@ def _listed(path: Path, expected: list[str]) -> list[str]:
     if ids != expected:
         raise ValueError(f"{path} does not list the curated test split's images in order; translate again")
     return ids
+
+
+# --------------------------------------------------------------------------- the two stages
+
+
+def train_fcn_segmenter(curated: Path, out_dir: Path, *, real_metrics: Path, baseline_metrics: Path,
+                        params: Params) -> None:
+    """The `train_segmenter` stage: train (or load, with segmenter.weights) the segmenter behind the
+    FCN-score, score the real test photos (the upper bound) and the trivial baselines. A data set
+    without label maps gets the not-applicable record in every output instead."""
+    seg = params.segmenter
+    started = time.perf_counter()
+    device = pick_device(params.train.device)
+    train, test = load_split(curated, "train"), load_split(curated, "test")
+    if train.labels is None:  # not an error: the FCN-score and its rows just do not apply
+        reason = f"{curated} has no label maps: the FCN-score and its baselines do not apply"
+        with atomic_dir(out_dir) as tmp:
+            record = write_not_applicable(tmp, reason)
+        write_metrics(real_metrics, record)
+        write_metrics(baseline_metrics, record)
+        log.info("%s", reason)
+        return
+    tracker: Tracker = NullTracker()
+    if seg.weights:
+        net, _ = load_segmenter(Path(seg.weights))
+        net.to(device)
+        log.info("using the user's segmenter from %s", seg.weights)
+    else:
+        tracker = MlflowTracker(params.train.mlflow_experiment, run_name="segmenter",
+                                tags={"method": "segmenter", "dataset": params.data.source})
+        tracker.log_params({"seed": params.seed, "image_size": params.image_size,
+                            **{f"segmenter.{k}": v for k, v in dataclasses.asdict(seg).items()}})
+        net, _ = train_segmenter(train.photos, train.labels, num_classes=NUM_CLASSES, arch=seg.arch, width=seg.width,
+                                 steps=seg.steps, batch_size=seg.batch_size, lr=seg.lr, seed=params.seed,
+                                 device=device, tracker=tracker, log_every=50)
+    net.eval()
+    real = fcn_score(net, test.photos, test.labels, batch_size=params.evaluate.batch_size, device=device)
+    base = baselines(curated, net, batch_size=params.evaluate.batch_size, device=device)
+    seconds = time.perf_counter() - started
+    with atomic_dir(out_dir) as tmp:
+        save_segmenter(net, tmp, {"class_names": list(CLASS_NAMES), "trained_on": str(curated),
+                                  "segmenter": dataclasses.asdict(seg), "seed": params.seed})
+    tracker.log_metrics({f"real_photos.{k}": v for k, v in real.items() if k != "per_class_iou"}, step=seg.steps)
+    tracker.log_artifact(out_dir / "segmenter.safetensors", "model")
+    tracker.finish()
+    write_metrics(real_metrics, {"labels_to_photo": real, "mlflow_run_id": tracker.run_id, "seconds": seconds,
+                                 "device": str(device)})
+    write_metrics(baseline_metrics, base)
+    log.info("segmenter on real test photos: per-pixel %.3f, per-class %.3f, class IoU %.3f (%.0f s)",
+             real["per_pixel_acc"], real["per_class_acc"], real["class_iou"], seconds)
+
+
+def evaluate_method(method: str, curated: Path, translated: Path, *, segmenter_dir: Path, model_dir: Path, out: Path,
+                    params: Params) -> dict[str, Any]:
+    """The `evaluate@<method>` stage: every metric of one method's translations into `out`, added to
+    the training's MLflow run. A method that did not apply to the data set gets
+    `{"applicable": false, "reason": ...}`."""
+    started = time.perf_counter()
+    reason = not_applicable_reason(translated) or not_applicable_reason(model_dir)
+    if reason is not None:  # the data set's name lets the report leave out another data set's record
+        record = {"applicable": False, "reason": reason, "dataset": read_info(curated)["dataset"]}
+        write_metrics(out, record)
+        log.warning("%s: not evaluated: %s", method, reason)
+        return record
+    device = pick_device(params.train.device)
+    net = None
+    if not_applicable_reason(segmenter_dir) is None:  # no segmenter for a data set without labels
+        net, _ = load_segmenter(segmenter_dir)
+        net.to(device).eval()
+    lpips = Path(params.evaluate.lpips_weights) if params.evaluate.lpips_weights else None
+    metrics = evaluate_translations(translated, curated, net, batch_size=params.evaluate.batch_size,
+                                    device=device, lpips_weights=lpips)
+    run_id = json.loads((model_dir / "config.json").read_text()).get("mlflow_run_id")
+    metrics.update(mlflow_run_id=run_id, seconds=time.perf_counter() - started)
+    write_metrics(out, metrics)
+    if run_id:  # the evaluation joins the training's run, so the MLflow UI compares both
+        tracker = MlflowTracker(params.train.mlflow_experiment, run_name=method, run_id=run_id)
+        scalars = {k: v for k, v in flatten(metrics).items()
+                   if isinstance(v, (int, float)) and v is not None and ".per_class_iou." not in k and k != "seconds"}
+        tracker.log_metrics(scalars, step=0)
+        tracker.log_artifact(out, "metrics")
+        tracker.log_artifact(details_path(out), "metrics/per_class")
+        tracker.finish()
+    l2p = metrics.get("labels_to_photo", {})
+    log.info("%s: labels->photo per-pixel %s, class IoU %s", method, l2p.get("per_pixel_acc"), l2p.get("class_iou"))
+    return metrics

@@ -13,16 +13,21 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pipeline.applicability import NotApplicable, not_applicable_reason
+from pipeline.applicability import NOT_APPLICABLE, NotApplicable, not_applicable_reason, not_applicable_record
 from pipeline.checkpoint import load_exported
 from pipeline.config import Params, params_from_dict
 from pipeline.data.datasets import domain_arrays, to_uint8, to_unit
 from pipeline.data.images import IMAGE_SUFFIXES, BadImage, load_rgb
 from pipeline.data.paths import is_listed, link_refusal
 from pipeline.io import atomic_dir, write_json
-from pipeline.models import Translator, build_model
+from pipeline.models import Translator, build_model, method_spec
+from pipeline.translated import (DIRECTIONS, IDS_A, IDS_B, RECORD, SAMPLES, fake_kind, png_name,
+                                 read_translated)
 
 log = logging.getLogger(__name__)
+
+__all__ = ["LoadedModel", "load_model", "translate_method", "translate_split", "translate_folder", "read_translated"]
+
 
 @dataclass(frozen=True)
 class LoadedModel:
@@ -62,81 +67,74 @@ def _as_input(images: np.ndarray, device: torch.device) -> torch.Tensor:
     return to_unit(torch.from_numpy(np.array(images))).to(device)
 
 
+def translate_method(method: str, curated: Path, model_dir: Path, out_dir: Path, *, split: str, params: Params,
+                     device: torch.device) -> dict[str, int]:
+    """The `translate@<method>` stage: translate a split with the model in `model_dir`, or pass on
+    its not-applicable record (the method did not apply to the data set) and translate nothing."""
+    record = not_applicable_record(model_dir)
+    if record is not None and record.get("method", method) != method:
+        raise ValueError(f"{model_dir} holds the record of {record['method']}, not {method}")
+    if record is not None:
+        with atomic_dir(out_dir) as tmp:
+            write_json(tmp / NOT_APPLICABLE, record)
+        log.warning("%s: nothing to translate: %s", method, record["reason"])
+        return {}
+    loaded = load_model(model_dir, device)
+    if loaded.method != method:
+        raise ValueError(f"{model_dir} holds a {loaded.method} model, not {method}")
+    return translate_split(loaded, curated, split, out_dir, batch_size=params.evaluate.batch_size,
+                           n_samples=method_spec(method).n_samples(params), seed=params.seed, device=device)
+
+
 @torch.no_grad()
 def translate_split(loaded: LoadedModel, curated: Path, split: str, out_dir: Path, *, batch_size: int,
                     n_samples: int, seed: int, device: torch.device) -> dict[str, int]:
-    """Translate a split into `out_dir` (atomically), one folder of PNGs per output kind:
-
-    - `fake_b/`: A -> B, e.g. labels -> photo (every method; BicycleGAN: one fixed z);
-    - `fake_a/`: B -> A (CycleGAN's backward generator; pix2pix trained b_to_a);
-    - `samples/<k>/` and `encoded/`: BicycleGAN's K random-z samples and its encoded-z
-      reconstruction (encoded needs pairs).
-    File names are the curated image ids; `ids.txt` lists the domain-A inputs in order (of fake_b,
-    samples, encoded) and `ids_b.txt` the domain-B inputs (of fake_a): the same list when paired.
-    A store of domain B only gets what the model maps from B, or a ValueError saying so.
+    """Translate a split into `out_dir` (atomically) in the layout of pipeline.translated: one
+    folder of PNGs per output kind the model's `test_outputs` names (fake_b/, fake_a/, samples/<k>/,
+    encoded/), for every direction it maps; `n_samples` random-latent samples per input where the
+    method samples. File names are the curated image ids; ids.txt lists the domain-A inputs in
+    order and ids_b.txt the domain-B inputs: the same list when paired. A store of domain B only
+    gets what the model maps from B, or a ValueError saying so.
     """
     from pipeline.data.store import load_split, read_info
 
     info = read_info(curated)
     arrays = load_split(curated, split)
     a, b = domain_arrays(curated, split) if info["domain_a"] != "none" else (None, np.asarray(arrays.photos))
-    ids_a, ids_b = arrays.ids_a or [], arrays.ids
     model, method = loaded.model, loaded.method
-    from_a = a is not None and not (method == "pix2pix" and loaded.params.pix2pix.direction == "b_to_a")
-    from_b = method == "cyclegan" or (method == "pix2pix" and loaded.params.pix2pix.direction == "b_to_a")
-    if not from_a and not from_b:
+    sources = {"a_to_b": (a, b, arrays.ids_a or []), "b_to_a": (b, a, arrays.ids)}
+    directions = [d for d in model.directions() if sources[d][0] is not None]
+    if not directions:
         raise ValueError(f"{curated}: data set {info['dataset']!r} holds domain B only and this {method} model "
                          "maps A -> B; translate a folder of A images with `python -m stages translate-folder`")
     counts: dict[str, int] = {}
     torch.manual_seed(seed)  # pix2pix's dropout noise draws from the global generator
     with atomic_dir(out_dir) as tmp:
-        def write(kind: str, ids: list[str], start: int, images: torch.Tensor) -> None:
-            folder = tmp / kind
-            folder.mkdir(parents=True, exist_ok=True)
-            for offset, image in enumerate(to_uint8(images).numpy()):
-                _save_png(image, folder / _png_name(ids[start + offset]))
-            counts[kind] = counts.get(kind, 0) + len(images)
-
-        for start in range(0, len(ids_a) if from_a else 0, batch_size):
-            source_a = _as_input(a[start:start + batch_size], device)
-            if method == "bicyclegan":
-                write("fake_b", ids_a, start, model.translate(source_a, seed=seed))
-                # the same z_1..z_K for every batch: sample k of each input shares one latent code
-                samples = model.sample(source_a, n_samples, torch.Generator().manual_seed(seed + 1))
-                for k in range(n_samples):
-                    write(f"samples/{k}", ids_a, start, samples[k])
-                if info["paired"]:
-                    write("encoded", ids_a, start, model.reconstruct(source_a, _as_input(b[start:start + batch_size],
-                                                                                          device)))
-            else:
-                write("fake_b", ids_a, start, model.translate(source_a, "a_to_b"))
-        for start in range(0, len(ids_b) if from_b else 0, batch_size):
-            write("fake_a", ids_b, start, model.translate(_as_input(b[start:start + batch_size], device), "b_to_a"))
-        (tmp / "ids.txt").write_text("".join(f"{i}\n" for i in ids_a))
-        (tmp / "ids_b.txt").write_text("".join(f"{i}\n" for i in ids_b))
-        write_json(tmp / "translation.json", {"method": method, "split": split, "counts": counts,
-                                              "n_samples": n_samples if method == "bicyclegan" else 0, "seed": seed})
+        for direction in DIRECTIONS:
+            if direction not in directions:
+                continue
+            source, target, ids = sources[direction]
+            for start in range(0, len(ids), batch_size):
+                paired_target = _as_input(target[start:start + batch_size], device) if info["paired"] else None
+                outputs = model.test_outputs(_as_input(source[start:start + batch_size], device), direction,
+                                             paired_target, seed=seed, n_samples=n_samples)
+                for kind, images in outputs.items():
+                    folder = tmp / kind
+                    folder.mkdir(parents=True, exist_ok=True)
+                    for offset, image in enumerate(to_uint8(images).numpy()):
+                        _save_png(image, folder / png_name(ids[start + offset]))
+                    counts[kind] = counts.get(kind, 0) + len(images)
+        (tmp / IDS_A).write_text("".join(f"{i}\n" for i in arrays.ids_a or []))
+        (tmp / IDS_B).write_text("".join(f"{i}\n" for i in arrays.ids))
+        written_samples = sum(1 for kind in counts if kind.startswith(SAMPLES + "/"))
+        write_json(tmp / RECORD, {"method": method, "split": split, "counts": counts, "n_samples": written_samples,
+                                  "seed": seed})
     return counts
-
-
-def _png_name(image_id: str) -> str:
-    return Path(image_id).with_suffix(".png").name
-
-
-def read_translated(folder: Path, ids: list[str]) -> np.ndarray:
-    """(N, H, W, 3) uint8 from `folder/<id>.png`, in the order of `ids`; a missing file is an error."""
-    images = []
-    for image_id in ids:
-        path = folder / _png_name(image_id)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: missing translation for {image_id}")
-        images.append(np.asarray(Image.open(path).convert("RGB")))
-    return np.stack(images)
 
 
 def _network_size(params: Params, method: str) -> int:
     """The side the generator needs: a multiple of 2^downs for U-Nets, of 4 for ResNets."""
-    name = getattr(params, method).generator
+    name = method_spec(method).config(params).generator
     if name.startswith(("unet_", "encdec_")):
         return int(name.split("_")[1])
     return 4
@@ -167,6 +165,8 @@ def translate_folder(loaded: LoadedModel, in_dir: Path, out_dir: Path, *, direct
             skipped.append((path.name, reason))
     _refuse_output_clashes(files, in_dir)
     model, params = loaded.model, loaded.params
+    if direction not in model.directions():
+        raise ValueError(f"this {loaded.method} model maps {' and '.join(model.directions())}, not {direction}")
     unet_side = _network_size(params, loaded.method)
     torch.manual_seed(seed)
     done = 0
@@ -186,9 +186,9 @@ def translate_folder(loaded: LoadedModel, in_dir: Path, out_dir: Path, *, direct
                 size = (max(4, round(h * scale / 4) * 4), max(4, round(w * scale / 4) * 4))
             resized = np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), Image.BICUBIC))
             x = _as_input(resized[None], device)
-            fake = model.translate(x, direction) if loaded.method != "bicyclegan" else model.translate(x, seed=seed)
+            fake = model.test_outputs(x, direction, None, seed=seed, n_samples=0)[fake_kind(direction)]
             out = Image.fromarray(to_uint8(fake)[0].numpy()).resize((w, h), Image.BICUBIC)
-            out.save(tmp / _png_name(path.name))
+            out.save(tmp / png_name(path.name))
             if conversions:
                 log.info("%s: %s", path.name, ", ".join(conversions))
             done += 1
@@ -208,7 +208,7 @@ def _refuse_output_clashes(files: list[Path], in_dir: Path) -> None:
     """
     by_output: dict[str, list[str]] = {}
     for path in files:
-        by_output.setdefault(_png_name(path.name), []).append(path.name)
+        by_output.setdefault(png_name(path.name), []).append(path.name)
     clashes = {out: names for out, names in by_output.items() if len(names) > 1}
     if clashes:
         out, names = next(iter(clashes.items()))

@@ -8,6 +8,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -137,3 +138,18 @@ def read_metrics(path: Path) -> Any:
         if isinstance(details, dict):
             value = _merge(value, details)
     return value
+
+
+# Under DVC each stage's whole command is timed (loading, training, writing) for the report's
+# provenance; the records are ignored by git and by DVC, so they never make a stage out of date.
+TIMINGS_DIR = Path("reports/timings")
+
+
+def record_stage_time(stage: str, seconds: float) -> None:
+    """Write TIMINGS_DIR/<stage>.json for the DVC stage `stage` (as $DVC_STAGE names it)."""
+    name = stage.rpartition(":")[2]  # `dvc.yaml:train@pix2pix` outside the root dvc.yaml
+    try:
+        write_json(TIMINGS_DIR / f"{name}.json", {"stage": name, "seconds": round(seconds, 3),
+                                                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    except OSError as exc:  # a read-only reports/ must not fail a stage that has done its work
+        logging.getLogger("stages").warning("could not record the wall time of %s: %s", name, exc)

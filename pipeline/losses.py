@@ -5,13 +5,14 @@ Re-implemented from junyanz/pytorch-CycleGAN-and-pix2pix and junyanz/BicycleGAN 
 """
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import get_args
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-GanMode = Literal["vanilla", "lsgan"]
+from pipeline.config import GanMode
+
 GAN_MODES: tuple[str, ...] = get_args(GanMode)
 
 

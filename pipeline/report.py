@@ -15,13 +15,14 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.config import METHODS, Params, flatten
+from pipeline.config import Params, flatten
 from pipeline.data.palette import CLASS_NAMES
 from pipeline.io import read_metrics
+from pipeline.models import METHODS
 
 log = logging.getLogger(__name__)
 
-METHOD_NAMES = {"pix2pix": "pix2pix", "cyclegan": "CycleGAN", "bicyclegan": "BicycleGAN"}
+METHOD_NAMES = {name: spec.title for name, spec in METHODS.items()}
 DIRECTIONS = {"labels_to_photo": "labels → photo", "photo_to_labels": "photo → labels"}
 FCN_COLUMNS = (("per_pixel_acc", "Per-pixel acc."), ("per_class_acc", "Per-class acc."), ("class_iou", "Class IOU"))
 UPPER_BOUND = "Real photos (upper bound)"
@@ -233,7 +234,7 @@ _STAGE_ORDER = ("prepare", "curate", "train_segmenter", "train", "translate", "e
 def _stage_rank(stage: str) -> tuple[int, int, str]:
     base, _, item = stage.partition("@")
     rank = _STAGE_ORDER.index(base) if base in _STAGE_ORDER else len(_STAGE_ORDER)
-    return rank, METHODS.index(item) if item in METHODS else len(METHODS), stage
+    return rank, list(METHODS).index(item) if item in METHODS else len(METHODS), stage
 
 
 def provenance_table(metrics: dict[str, dict[str, Any]], summaries: dict[str, dict[str, Any]],

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from pipeline.translated import ENCODED, FAKE_A, FAKE_B, IDS_A, IDS_B, png_name, sample_folders
+
 MAX_SAMPLES = 5  # BicycleGAN samples shown per row
 _PAD = 2  # white pixels between grid cells
 MIN_CELL = 128  # grids of smaller images are enlarged by a whole factor to about this size
@@ -41,12 +43,12 @@ def _read_png(path: Path) -> np.ndarray:
         return np.asarray(img.convert("RGB"))
 
 
-def _first_ids(translated: Path, store_ids: list[str], n: int, name: str = "ids.txt") -> list[tuple[str, int]]:
+def _first_ids(translated: Path, store_ids: list[str], n: int, name: str = IDS_A) -> list[tuple[str, int]]:
     """The first `n` ids that translated/<name> lists (ids_b.txt falls back on ids.txt, as written
     before domains were counted apart), with their rows in the curated test split."""
     ids_file = translated / name
-    if not ids_file.is_file() and name != "ids.txt":
-        ids_file = translated / "ids.txt"
+    if not ids_file.is_file() and name != IDS_A:
+        ids_file = translated / IDS_A
     if not ids_file.is_file():
         raise FileNotFoundError(f"{ids_file}: missing (run translate)")
     index = {image_id: i for i, image_id in enumerate(store_ids)}
@@ -55,10 +57,6 @@ def _first_ids(translated: Path, store_ids: list[str], n: int, name: str = "ids.
     if unknown:
         raise ValueError(f"{ids_file}: ids {unknown[:3]} are not in the curated test split")
     return [(i, index[i]) for i in listed[:n]]
-
-
-def _png(folder: Path, image_id: str) -> Path:
-    return folder / Path(image_id).with_suffix(".png").name
 
 
 def translation_grids(method: str, translated: Path, curated: Path, figures_dir: Path, n: int) -> list[Grid]:
@@ -80,26 +78,24 @@ def translation_grids(method: str, translated: Path, curated: Path, figures_dir:
 
     cell = test.photos.shape[1]
     grids = []
-    samples_root = translated / "samples"
-    sample_dirs = sorted((p for p in samples_root.iterdir() if p.is_dir()), key=_sample_order) \
-        if samples_root.is_dir() else []
-    if ((translated / "fake_b").is_dir() or sample_dirs) and info["domain_a"] != "none":
+    sample_dirs = sample_folders(translated)
+    if ((translated / FAKE_B).is_dir() or sample_dirs) and info["domain_a"] != "none":
         chosen = _first_ids(translated, test.ids_a or [], n)
         if sample_dirs:  # BicycleGAN: the encoded reconstruction, then K random-z samples
-            outputs = [("encoded z", translated / "encoded")] if (translated / "encoded").is_dir() else []
+            outputs = [("encoded z", translated / ENCODED)] if (translated / ENCODED).is_dir() else []
             outputs += [(f"sample {k + 1}", d) for k, d in enumerate(sample_dirs[:MAX_SAMPLES])]
         else:
-            outputs = [("output", translated / "fake_b")]
-        rows = [[real_a(i), *(_read_png(_png(d, image_id)) for _, d in outputs),
+            outputs = [("output", translated / FAKE_B)]
+        rows = [[real_a(i), *(_read_png(d / png_name(image_id)) for _, d in outputs),
                  *([np.asarray(test.photos[i])] if paired else [])] for image_id, i in chosen]
         columns = ("input label map" if labelled else f"input ({a_name})", *(c for c, _ in outputs),
                    *(["real photo" if labelled else f"real ({b_name})"] if paired else []))
         direction, stem = ("labels → photo", "labels_to_photo") if labelled else (f"{a_name} → {b_name}", "a_to_b")
         if rows:
             grids.append(_save(grid_image(rows), cell, figures_dir / f"{method}_{stem}.png", direction, columns))
-    if (translated / "fake_a").is_dir():
-        chosen = _first_ids(translated, test.ids, n, "ids_b.txt")
-        rows = [[np.asarray(test.photos[i]), _read_png(_png(translated / "fake_a", image_id)),
+    if (translated / FAKE_A).is_dir():
+        chosen = _first_ids(translated, test.ids, n, IDS_B)
+        rows = [[np.asarray(test.photos[i]), _read_png(translated / FAKE_A / png_name(image_id)),
                  *([real_a(i)] if paired else [])] for image_id, i in chosen]
         columns = ("input photo" if labelled else f"input ({b_name})", "output",
                    *(["true label map" if labelled else f"real ({a_name})"] if paired else []))
@@ -107,10 +103,6 @@ def translation_grids(method: str, translated: Path, curated: Path, figures_dir:
         if rows:
             grids.append(_save(grid_image(rows), cell, figures_dir / f"{method}_{stem}.png", direction, columns))
     return grids
-
-
-def _sample_order(folder: Path) -> tuple[int, int | str]:
-    return (0, int(folder.name)) if folder.name.isdigit() else (1, folder.name)  # 2 before 10
 
 
 def _save(image: np.ndarray, cell: int, path: Path, direction: str, columns: tuple[str, ...]) -> Grid:

@@ -1,7 +1,9 @@
-"""The training loop shared by the three methods: schedule, logging, samples, checkpoints, resume."""
+"""The training loop shared by every method (schedule, logging, samples, checkpoints, resume) and
+`train_method`, the `train@<method>` stage."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -12,13 +14,18 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 from torchvision.utils import save_image
 
-from pipeline.applicability import write_not_applicable
-from pipeline.checkpoint import STATE_FILE, read_training_state, restore_training_state, save_training_state
-from pipeline.config import ScheduleConfig
-from pipeline.data.datasets import BatchSampler
-from pipeline.io import atomic_dir, atomic_file
+from pipeline.ablations import run_labels
+from pipeline.applicability import NOT_APPLICABLE, method_not_applicable, write_not_applicable
+from pipeline.checkpoint import (STATE_FILE, export_networks, read_training_state, restore_training_state,
+                                 save_training_state)
+from pipeline.config import Params, ScheduleConfig
+from pipeline.data.datasets import BatchSampler, SamplerSpec, fixed_batch, training_arrays
+from pipeline.data.store import read_info
+from pipeline.device import pick_device
+from pipeline.io import atomic_dir, atomic_file, write_json
+from pipeline.models import build_model, method_spec
 from pipeline.models.base import Batch, Translator
-from pipeline.tracking import Tracker
+from pipeline.tracking import MlflowTracker, Tracker, dvc_experiment
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +58,13 @@ class FitResult:
 
 
 def sample_grid(model: Translator, batch: Batch, path: Path) -> Path:
-    """Rows of input | output | target for a fixed batch (values mapped from [-1, 1])."""
+    """Rows of input | output | target for a fixed batch (values mapped from [-1, 1]), in the first
+    direction the model maps: B -> A rows for pix2pix trained b_to_a."""
+    direction = model.directions()[0]
+    source, target = (batch.a, batch.b) if direction == "a_to_b" else (batch.b, batch.a)
     with torch.no_grad():
-        fake = model.translate(batch.a)
-    rows = torch.stack([batch.a, fake.float(), batch.b], dim=1).flatten(0, 1)  # (3N, 3, H, W)
+        fake = model.translate(source, direction)
+    rows = torch.stack([source, fake.float(), target], dim=1).flatten(0, 1)  # (3N, 3, H, W)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(rows.add(1).div(2).clamp(0, 1).cpu(), path, nrow=3, padding=2)
     return path
@@ -190,3 +200,57 @@ def resumable_run_id(state_dir: Path, config: dict[str, Any]) -> str | None:
     except ValueError:
         return None
     return state.run_id if state.config == config else None
+
+
+def train_method(method: str, curated: Path, *, out_dir: Path, state_dir: Path, losses_csv: Path, samples_dir: Path,
+                 params: Params, progress: bool) -> FitResult | None:
+    """The `train@<method>` stage: fit `method` on curated/train, export its generators to `out_dir`
+    and record the run in MLflow; or, where the method does not apply to the data set, write the
+    not-applicable record in every output (returns None)."""
+    spec = method_spec(method)
+    info = read_info(curated)  # a missing or broken store fails here, loudly
+    reason = method_not_applicable(info, method, spec.paired)
+    if reason is not None:  # not an error: this kind of data cannot train the method
+        write_not_trained(reason, dataset=info["dataset"], method=method, out_dir=out_dir, state_dir=state_dir,
+                          samples_dir=samples_dir, losses_csv=losses_csv)
+        log.warning("%s not trained: %s", method, reason)
+        return None
+    for folder in (state_dir, samples_dir):  # DVC keeps these (persist): drop the record of an earlier data set
+        (folder / NOT_APPLICABLE).unlink(missing_ok=True)
+    device = pick_device(params.train.device)
+    if params.train.threads:
+        torch.set_num_threads(params.train.threads)
+    torch.manual_seed(params.seed)
+    schedule = params.schedule(spec.section)
+    data = training_arrays(curated, "train", method, spec.paired)
+    sampler_spec = SamplerSpec(image_size=params.image_size, load_size=params.train.load_size,
+                               batch_size=schedule.batch_size, flip=params.train.flip, seed=params.seed,
+                               paired=spec.paired, data_paired=data.paired, a_is_labels=data.a_is_labels)
+    sampler = BatchSampler(data.a, data.b, sampler_spec, device)
+    sample_batch = fixed_batch(curated, "val", 4, device)
+    config = {"method": method, "params": dataclasses.asdict(params)}
+    model = build_model(method, params, device, seed=params.seed)
+    # run name and tags tell a study's rows apart in the MLflow UI (study, row, changed params)
+    run_name, labels = run_labels(method, params, dvc_experiment())
+    tags = {"method": method, "dataset": params.data.source, "device": str(device), **labels}
+    tracker = MlflowTracker(params.train.mlflow_experiment, run_name=run_name, tags=tags,
+                            run_id=resumable_run_id(state_dir, config))
+    tracker.log_params({"method": method, **params.as_flat_dict()})
+    loop = LoopSettings(params.train.log_every, params.train.sample_every, params.train.checkpoint_every, progress)
+    status = "FAILED"
+    try:
+        result = fit(model, sampler, schedule, loop, tracker, config=config, state_dir=state_dir,
+                     losses_csv=losses_csv, samples_dir=samples_dir, sample_batch=sample_batch)
+        with atomic_dir(out_dir) as tmp:
+            export_networks(tmp, model.exported_networks(), {**config, "mlflow_run_id": tracker.run_id})
+            write_json(tmp / "train_summary.json", {**dataclasses.asdict(result), "device": str(device),
+                                                    "mlflow_run_id": tracker.run_id})
+        for name in model.exported_networks():
+            tracker.log_artifact(out_dir / f"{name}.safetensors", "model")
+        tracker.log_artifact(out_dir / "config.json", "model")
+        status = "FINISHED"
+        log.info("%s: %d steps (%d resumed) in %.0f s, %.1f images/s", method, result.steps,
+                 result.resumed_from, result.seconds, result.images_per_second)
+    finally:
+        tracker.finish(status)
+    return result

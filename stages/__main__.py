@@ -4,10 +4,10 @@ from __future__ import annotations
 import logging
 import os
 import time
-from pathlib import Path
 
 import typer
 
+from pipeline.io import record_stage_time
 from stages.ablate import ablate, ablation_report
 from stages.bench import bench
 from stages.curate import curate
@@ -38,27 +38,10 @@ app.command("download")(download)
 def _before_any_command() -> None:
     import torch
 
-    # GAN weights, gradients and Adam moments can drift into denormal floats, which x86 CPUs
-    # compute many times slower (a pix2pix checkpoint stepped at 1.4 s without and 0.13 s with
-    # flushing, on a shared machine); flushing them to zero does not matter at these magnitudes.
-    # Here rather than at import so that `--help` stays free of the torch import.
+    # GAN weights, gradients and Adam moments drift into denormal floats, which x86 CPUs compute many
+    # times slower (a pix2pix step: 1.4 s without flushing, 0.13 s with); zero does not matter at these
+    # magnitudes. Here rather than at import so that `--help` stays free of the torch import.
     torch.set_flush_denormal(True)
-
-
-# Under DVC each stage's whole command is timed (loading, training, writing) for the report's
-# provenance; the records are ignored by git and by DVC, so they never make a stage out of date.
-TIMINGS_DIR = Path("reports/timings")
-
-
-def _record_stage_time(stage: str, seconds: float) -> None:
-    from pipeline.io import write_json
-
-    name = stage.rpartition(":")[2]  # `dvc.yaml:train@pix2pix` outside the root dvc.yaml
-    try:
-        write_json(TIMINGS_DIR / f"{name}.json", {"stage": name, "seconds": round(seconds, 3),
-                                                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    except OSError as exc:  # a read-only reports/ must not fail a stage that has done its work
-        logging.getLogger("stages").warning("could not record the wall time of %s: %s", name, exc)
 
 
 def main() -> None:
@@ -69,7 +52,7 @@ def main() -> None:
         app()
     except SystemExit as exc:  # click ends every command with SystemExit, 0 on success
         if stage and exc.code in (0, None):
-            _record_stage_time(stage, time.perf_counter() - started)
+            record_stage_time(stage, time.perf_counter() - started)
         raise
 
 

@@ -11,7 +11,7 @@ from stages.common import ParamsOption, read_params
 
 def bench(
     params: Path = ParamsOption,
-    methods: str = typer.Option("pix2pix,cyclegan,bicyclegan", help="Comma-separated methods."),
+    methods: str = typer.Option("all", help="Comma-separated methods of the method table, or 'all'."),
     sizes: str = typer.Option("default,256", help="'default' (params) and/or pixel sizes for the papers' nets."),
     steps: int = typer.Option(10, help="Timed steps per case."),
     warmup: int = typer.Option(3, help="Untimed steps first."),
@@ -22,7 +22,8 @@ def bench(
     import torch
 
     from pipeline.bench import bench_training, paper_params
-    from stages.train import pick_device
+    from pipeline.device import pick_device
+    from pipeline.models import METHODS
 
     cfg = read_params(params)
     dev = pick_device(device)
@@ -36,7 +37,7 @@ def bench(
     typer.echo(f"{'method':<11} {'size':>5} {'batch':>5} {'images/s':>9} {'ms/step':>9} {'peak MB':>9}")
     for size in sizes.split(","):
         run_cfg = cfg if size == "default" else paper_params(cfg, int(size))
-        for method in methods.split(","):
+        for method in (METHODS if methods == "all" else methods.split(",")):
             r = bench_training(run_cfg, method, dev, warmup, steps)
             typer.echo(f"{r.method:<11} {r.image_size:>5} {r.batch_size:>5} {r.images_per_s:>9.2f} "
                        f"{r.ms_per_step:>9.1f} {r.peak_mem_mb:>9.0f}")

@@ -12,6 +12,7 @@ from pipeline.config import ConfigError, Params, load_params
 
 log = logging.getLogger("stages")
 
+METHOD_HELP = "A method of the method table (pipeline.models.METHODS), as in dvc.yaml's matrix."
 ParamsOption = typer.Option(Path("params.yaml"), "--params", exists=True, dir_okay=False,
                             help="The params file (params.yaml).")
 

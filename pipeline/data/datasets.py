@@ -49,14 +49,14 @@ class TrainingData:
     a_is_labels: bool  # A is label maps painted in palette colours (resized nearest, never blended)
 
 
-def training_arrays(curated: Path, split: str, method: str) -> TrainingData:
-    """Domains A and B of a split for training `method`.
+def training_arrays(curated: Path, split: str, method: str, needs_pairs: bool) -> TrainingData:
+    """Domains A and B of a split for training `method` (which learns from pairs only if `needs_pairs`).
 
     Raises ValueError naming the data set and the method when the method cannot learn from it
-    (`method_not_applicable`: a data set of one domain, or pix2pix / BicycleGAN on unpaired data).
+    (`method_not_applicable`: a data set of one domain, or a paired method on unpaired data).
     """
     info = read_info(curated)
-    reason = method_not_applicable(info, method)
+    reason = method_not_applicable(info, method, needs_pairs)
     if reason is not None:
         raise ValueError(f"{curated}: {reason}")
     a, b = domain_arrays(curated, split)

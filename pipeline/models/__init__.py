@@ -1,24 +1,28 @@
-"""The three translation methods behind one interface: the MODELS table and build_model().
+"""The method table (METHODS): every translation method described once, and build_model().
 
-A model is built from its typed config: networks by name from `pipeline.nets`, initialised from one
-seeded torch.Generator, then placed on the device.
+Stages, the report, ablations, applicability, bench and the tests read this table; nothing else
+names methods. A model is built from its typed config: networks by name from `pipeline.nets`,
+initialised from one seeded torch.Generator, then placed on the device.
 """
 from __future__ import annotations
 
-from typing import Callable
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from pipeline.config import METHODS, MethodName, Params
+from pipeline.config import BicycleGANConfig, CycleGANConfig, Params, Pix2PixConfig
 from pipeline.models.base import Batch, StepLosses, Translator
 from pipeline.models.bicyclegan import BicycleGAN
 from pipeline.models.cyclegan import CycleGAN
 from pipeline.models.pix2pix import Pix2Pix
 from pipeline.models.pool import ImagePool
 from pipeline.nets import build_discriminator, build_encoder, build_generator, build_z_generator
+from pipeline.translated import ENCODED, FAKE_A, FAKE_B, SAMPLES
 
-__all__ = ["MODELS", "METHODS", "MethodName", "build_model", "Batch", "StepLosses", "Translator",
+__all__ = ["METHODS", "MODELS", "MethodSpec", "method_spec", "build_model", "Batch", "StepLosses", "Translator",
            "Pix2Pix", "CycleGAN", "BicycleGAN", "ImagePool"]
 
 IMAGE_CHANNELS = 3  # RGB in both domains: label colour maps and photos
@@ -88,11 +92,70 @@ def _build_bicyclegan(b: _Builder) -> BicycleGAN:
                       b.place(encoder), d_vae, d_lr, z_generator=b.child_generator(), amp_dtype=b.amp_dtype)
 
 
-MODELS: dict[str, Callable[[_Builder], Translator]] = {
-    "pix2pix": _build_pix2pix,
-    "cyclegan": _build_cyclegan,
-    "bicyclegan": _build_bicyclegan,
-}
+def _paper_side(image_size: int) -> str:
+    return "256" if image_size >= 256 else str(image_size)
+
+
+def _paper_unet(image_size: int) -> str:
+    side = _paper_side(image_size)
+    return f"unet_{side}" if side in ("32", "64", "128", "256") else "unet_256"
+
+
+def _pix2pix_at_paper_size(cfg: Pix2PixConfig, image_size: int) -> Pix2PixConfig:
+    return dataclasses.replace(cfg, generator=_paper_unet(image_size), ngf=64, ndf=64, batch_size=1)
+
+
+def _cyclegan_at_paper_size(cfg: CycleGANConfig, image_size: int) -> CycleGANConfig:
+    generator = "resnet_9blocks" if image_size >= 256 else "resnet_6blocks"
+    return dataclasses.replace(cfg, generator=generator, ngf=64, ndf=64, batch_size=1)
+
+
+def _bicyclegan_at_paper_size(cfg: BicycleGANConfig, image_size: int) -> BicycleGANConfig:
+    side = _paper_side(image_size)
+    encoder = f"resnet_{side}" if side in ("64", "128", "256") else "resnet_256"
+    return dataclasses.replace(cfg, generator=_paper_unet(image_size), encoder=encoder, ngf=64, ndf=64, nef=64,
+                               batch_size=2)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One translation method, as every stage sees it."""
+
+    name: str  # the dvc.yaml matrix key and the CLI argument
+    title: str  # in tables and figure titles
+    paired: bool  # learns from aligned (A, B) pairs only
+    loss_weights: tuple[str, ...]  # the top-level params it reads (as in dvc.yaml's train stage)
+    section: str  # its params.yaml section, a field of Params
+    build: Callable[[_Builder], Translator]
+    outputs: tuple[str, ...]  # the folders of translate's layout it may write (pipeline.translated)
+    at_paper_size: Callable[[Any, int], Any]  # (its section, image size) -> the paper's architecture (bench)
+    n_samples: Callable[[Params], int] = lambda params: 0  # random-latent samples per test input
+
+    def config(self, params: Params):
+        """Its params section (Pix2PixConfig, ...)."""
+        return getattr(params, self.section)
+
+
+METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
+    MethodSpec("pix2pix", "pix2pix", paired=True, loss_weights=("lambda_L1",), section="pix2pix",
+               build=_build_pix2pix, outputs=(FAKE_B, FAKE_A), at_paper_size=_pix2pix_at_paper_size),  # fake_a when trained b_to_a
+    MethodSpec("cyclegan", "CycleGAN", paired=False, loss_weights=("lambda_cyc", "lambda_idt"),
+               section="cyclegan", build=_build_cyclegan, outputs=(FAKE_B, FAKE_A),
+               at_paper_size=_cyclegan_at_paper_size),
+    MethodSpec("bicyclegan", "BicycleGAN", paired=True, loss_weights=("lambda_img", "lambda_kl", "lambda_z", "nz"),
+               section="bicyclegan", build=_build_bicyclegan, outputs=(FAKE_B, SAMPLES, ENCODED),
+               at_paper_size=_bicyclegan_at_paper_size,
+               n_samples=lambda params: params.bicyclegan.n_samples),
+)}
+MODELS: dict[str, Callable[[_Builder], Translator]] = {name: spec.build for name, spec in METHODS.items()}
+
+
+def method_spec(method: str) -> MethodSpec:
+    """The table's entry for `method`; ValueError naming the known ones otherwise."""
+    try:
+        return METHODS[method]
+    except KeyError:
+        raise ValueError(f"unknown method {method!r}; expected one of {list(METHODS)}") from None
 
 
 def build_model(method: str, params: Params, device: torch.device, seed: int) -> Translator:
@@ -100,8 +163,4 @@ def build_model(method: str, params: Params, device: torch.device, seed: int) ->
 
     bf16 autocast and channels_last are used only on CUDA, when params.train asks for them.
     """
-    try:
-        factory = MODELS[method]
-    except KeyError:
-        raise ValueError(f"unknown method {method!r}; expected one of {sorted(MODELS)}") from None
-    return factory(_Builder(params, torch.device(device), seed))
+    return method_spec(method).build(_Builder(params, torch.device(device), seed))

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.config import TrainConfig
+from pipeline.translated import fake_kind
 
 # Loss name -> detached 0-dim float32 tensor, weighted by its lambda as the reference logs them
 # (`loss_G_L1 = L1 * lambda_L1`). Tensors, not floats: `.item()` every step would force a device
@@ -44,6 +45,14 @@ class Translator(Protocol):
 
     def translate(self, source: Tensor, direction: str = "a_to_b") -> Tensor: ...  # no grad
 
+    def directions(self) -> tuple[str, ...]: ...  # what translate() maps: "a_to_b", "b_to_a"
+
+    # translate's outputs for one test batch, by the folder they go to (pipeline.translated):
+    # `target` is the batch's paired counterpart or None; `seed` and `n_samples` set the latent
+    # draws of a method that samples
+    def test_outputs(self, source: Tensor, direction: str, target: Tensor | None, *, seed: int,
+                     n_samples: int) -> dict[str, Tensor]: ...
+
     def networks(self) -> dict[str, nn.Module]: ...  # everything trained, for checkpoints
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
@@ -53,6 +62,11 @@ class Translator(Protocol):
     def extra_state(self) -> dict: ...  # image pools, random generators: for checkpoints
 
     def load_extra_state(self, state: dict) -> None: ...
+
+
+def single_translation(model: Translator, source: Tensor, direction: str) -> dict[str, Tensor]:
+    """test_outputs of a method with one deterministic output per input: its translation alone."""
+    return {fake_kind(direction): model.translate(source, direction)}
 
 
 def make_adam(modules: list[nn.Module], train: TrainConfig) -> torch.optim.Adam:

@@ -12,6 +12,7 @@ from pipeline.config import BicycleGANConfig, TrainConfig
 from pipeline.losses import GANLoss, kl_divergence
 from pipeline.models.base import (Batch, StepLosses, autocast, detached, evaluating, make_adam,
                                   parameters)
+from pipeline.translated import ENCODED, FAKE_B, sample_kind
 
 
 class BicycleGAN:
@@ -134,6 +135,23 @@ class BicycleGAN:
         with evaluating(self.generator, self.encoder), autocast(a.device, self.amp_dtype):
             mu, _ = self.encoder(b)
             return self.generator(a, mu).float()
+
+    def directions(self) -> tuple[str, ...]:
+        return ("a_to_b",)
+
+    def test_outputs(self, source: Tensor, direction: str, target: Tensor | None, *, seed: int,
+                     n_samples: int) -> dict[str, Tensor]:
+        """fake_b from one fixed z, samples/<k> for k < n_samples, and encoded when `target` is given.
+
+        The same z_1..z_K for every batch (from seed + 1): sample k of each input shares one latent code.
+        """
+        outputs = {FAKE_B: self.translate(source, direction, seed=seed)}
+        if n_samples > 0:
+            samples = self.sample(source, n_samples, torch.Generator().manual_seed(seed + 1))
+            outputs.update({sample_kind(k): samples[k] for k in range(n_samples)})
+        if target is not None:
+            outputs[ENCODED] = self.reconstruct(source, target)
+        return outputs
 
     def networks(self) -> dict[str, nn.Module]:
         return {"G": self.generator, "E": self.encoder, "D_vae": self.d_vae, "D_lr": self.d_lr}

@@ -10,9 +10,10 @@ from torch import Tensor, nn
 
 from pipeline.config import CycleGANConfig, TrainConfig
 from pipeline.losses import GANLoss
-from pipeline.models.base import (Batch, StepLosses, autocast, detached, evaluating, make_adam,
-                                  parameters)
+from pipeline.models.base import (Batch, StepLosses, autocast, detached, evaluating, make_adam, parameters,
+                                  single_translation)
 from pipeline.models.pool import ImagePool
+from pipeline.translated import DIRECTIONS
 
 
 class CycleGAN:
@@ -115,12 +116,20 @@ class CycleGAN:
         The reference test.py runs without --eval; with instance norm and no dropout (the CycleGAN
         defaults) eval and train mode give the same output.
         """
-        nets = {"a_to_b": self.g_a, "b_to_a": self.g_b}
+        nets = dict(zip(DIRECTIONS, (self.g_a, self.g_b)))
         if direction not in nets:
             raise ValueError(f"unknown direction {direction!r}; expected one of {sorted(nets)}")
         net = nets[direction]
         with evaluating(net), autocast(source.device, self.amp_dtype):
             return net(source).float()
+
+    def directions(self) -> tuple[str, ...]:
+        return DIRECTIONS
+
+    def test_outputs(self, source: Tensor, direction: str, target: Tensor | None, *, seed: int,
+                     n_samples: int) -> dict[str, Tensor]:
+        """fake_b from G_A, fake_a from G_B: both directions, deterministic."""
+        return single_translation(self, source, direction)
 
     def networks(self) -> dict[str, nn.Module]:
         nets = {"G_A": self.g_a, "G_B": self.g_b}

@@ -13,8 +13,8 @@ from torch import Tensor, nn
 
 from pipeline.config import Pix2PixConfig, TrainConfig
 from pipeline.losses import GANLoss
-from pipeline.models.base import (Batch, StepLosses, autocast, detached, evaluating, make_adam,
-                                  parameters)
+from pipeline.models.base import (Batch, StepLosses, autocast, detached, evaluating, make_adam, parameters,
+                                  single_translation)
 
 
 class Pix2Pix:
@@ -105,6 +105,14 @@ class Pix2Pix:
                 with evaluating(self.generator):
                     fake = self.generator(source)
         return fake.float()
+
+    def directions(self) -> tuple[str, ...]:
+        return (self.cfg.direction,)
+
+    def test_outputs(self, source: Tensor, direction: str, target: Tensor | None, *, seed: int,
+                     n_samples: int) -> dict[str, Tensor]:
+        """fake_b (fake_a when trained b_to_a); the dropout noise draws from the global generator."""
+        return single_translation(self, source, direction)
 
     def networks(self) -> dict[str, nn.Module]:
         nets = {"G": self.generator}

@@ -11,7 +11,8 @@ from typing import Callable, Literal
 import torch
 from torch import nn
 
-NormName = Literal["batch", "instance", "none"]
+from pipeline.config import NormName
+
 NormLayer = Callable[[int], nn.Module]  # num_features -> normalisation module
 UpsampleName = Literal["basic", "bilinear"]
 

@@ -4,12 +4,13 @@ Re-implemented from junyanz/pytorch-CycleGAN-and-pix2pix `init_weights` (`models
 """
 from __future__ import annotations
 
-from typing import Callable, Literal
+from typing import Callable
 
 import torch
 from torch import nn
 
-InitName = Literal["normal", "xavier", "kaiming", "orthogonal"]
+from pipeline.config import InitName
+
 # (weight, gain, generator) -> weight, filled in place
 WeightInit = Callable[[torch.Tensor, float, torch.Generator | None], torch.Tensor]
 

@@ -313,7 +313,7 @@ def test_ablate_dry_run_prints_the_commands(tmp_path):
 def test_sequential_ablate_puts_params_yaml_back(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    import stages.ablate
+    import pipeline.experiments
 
     params = tmp_path / "params.yaml"
     params.write_text("seed: 0  # the user's comment\n")
@@ -324,7 +324,7 @@ def test_sequential_ablate_puts_params_yaml_back(tmp_path, monkeypatch):
         params.write_text("seed: 0\npix2pix: {use_gan: false}\n")  # what dvc exp run -S leaves behind
         return subprocess.CompletedProcess(command, 0)
 
-    monkeypatch.setattr(stages.ablate.subprocess, "run", fake_run)
+    monkeypatch.setattr(pipeline.experiments.subprocess, "run", fake_run)
     result = CliRunner().invoke(_app(), ["ablate", "pix2pix_loss", "--no-queue", "--params", str(params)])
     assert result.exit_code == 0, result.output
     assert len(ran) == 5 and params.read_text() == "seed: 0  # the user's comment\n"
@@ -333,7 +333,7 @@ def test_sequential_ablate_puts_params_yaml_back(tmp_path, monkeypatch):
 def test_ablation_report_writes_markdown_and_json(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    import stages.ablate
+    import pipeline.experiments
 
     params = tmp_path / "params.yaml"
     params.write_text("seed: 0\n")
@@ -346,7 +346,7 @@ def test_ablation_report_writes_markdown_and_json(tmp_path, monkeypatch):
         calls.append(command)
         return subprocess.CompletedProcess(command, 0, stdout=EXP_SHOW, stderr="")
 
-    monkeypatch.setattr(stages.ablate.subprocess, "run", fake_run)
+    monkeypatch.setattr(pipeline.experiments.subprocess, "run", fake_run)
     out, json_out = tmp_path / "ablations.md", tmp_path / "ablations.json"
     result = CliRunner().invoke(_app(), ["ablation-report", "cyclegan_table4", "--out", str(out), "--json-out",
                                          str(json_out), "--params", str(params), "--all-commits"])

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.config import METHODS, BicycleGANConfig, CycleGANConfig, Params, Pix2PixConfig, TrainConfig
-from pipeline.models import MODELS, Batch, BicycleGAN, CycleGAN, ImagePool, Pix2Pix, build_model
+from pipeline.config import BicycleGANConfig, CycleGANConfig, Params, Pix2PixConfig, TrainConfig
+from pipeline.models import METHODS, MODELS, Batch, BicycleGAN, CycleGAN, ImagePool, Pix2Pix, build_model
 
 CPU = torch.device("cpu")
 LOSS_KEYS = {

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from pipeline.applicability import NotApplicable, not_applicable_reason, write_not_applicable
 from pipeline.data.store import load_split, read_info
 from pipeline.inference import load_model
+from pipeline.models import METHODS
 from stages.curate import curate
 from stages.evaluate import evaluate, train_segmenter
 from stages.prepare import prepare
@@ -38,8 +39,8 @@ def write_params(folder: Path, data: dict, curate_section: dict | None = None) -
     raw = dataclasses.asdict(tiny_params())
     raw["data"].update(data)
     raw["curate"].update(curate_section or {})
-    for method in ("pix2pix", "cyclegan", "bicyclegan"):
-        raw[method].update(iters=1, iters_decay=1)  # 2 steps
+    for spec in METHODS.values():
+        raw[spec.section].update(iters=1, iters_decay=1)  # 2 steps
     raw["bicyclegan"]["n_samples"] = 2
     raw["segmenter"].update(steps=2, width=4, batch_size=4)
     raw["evaluate"]["batch_size"] = 4

@@ -5,15 +5,17 @@ import csv
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from pipeline.checkpoint import export_networks, load_exported, read_training_state
-from pipeline.config import METHODS, ScheduleConfig
+from pipeline.config import ScheduleConfig
 from pipeline.data.datasets import BatchSampler, SamplerSpec, domain_arrays, fixed_batch
-from pipeline.models import build_model
+from pipeline.models import METHODS, Batch, build_model
 from pipeline.tracking import NullTracker
-from pipeline.training import LoopSettings, fit, linear_decay
+from pipeline.training import LoopSettings, fit, linear_decay, sample_grid
 from tests.conftest import tiny_params
 
 CPU = torch.device("cpu")
@@ -22,7 +24,7 @@ CPU = torch.device("cpu")
 def make_sampler(curated: Path, params, method: str) -> BatchSampler:
     a, b = domain_arrays(curated, "train")
     spec = SamplerSpec(params.image_size, params.train.load_size, params.schedule(method).batch_size,
-                       params.train.flip, params.seed, paired=method != "cyclegan")
+                       params.train.flip, params.seed, paired=METHODS[method].paired)
     return BatchSampler(a, b, spec, CPU)
 
 
@@ -116,3 +118,21 @@ def test_unpaired_sampler_draws_domains_from_disjoint_halves(tiny_curated):
     params = tiny_params()
     sampler = make_sampler(tiny_curated, params, "cyclegan")
     assert set(sampler.index_a.tolist()).isdisjoint(sampler.index_b.tolist())
+
+
+def test_sample_grid_feeds_a_b_to_a_pix2pix_its_own_domain(tmp_path):
+    """Issue 12: pix2pix trained b_to_a maps B -> A, so its grid rows are B | G(B) | A, never G(A)."""
+    torch.manual_seed(0)
+    params = tiny_params()
+    params = dataclasses.replace(params, pix2pix=dataclasses.replace(params.pix2pix, direction="b_to_a"))
+    model = build_model("pix2pix", params, CPU, seed=0)
+    g = torch.Generator().manual_seed(0)
+    batch = Batch(a=torch.rand(2, 3, 32, 32, generator=g) * 2 - 1, b=torch.rand(2, 3, 32, 32, generator=g) * 2 - 1)
+    seen = []
+    model.generator.register_forward_hook(lambda net, inputs, output: seen.append(inputs[0]))
+    sample_grid(model, batch, tmp_path / "grid.png")
+    assert torch.equal(torch.cat(seen), batch.b)  # one image at a time: dropout at test, as the paper
+    grid = torch.from_numpy(np.array(Image.open(tmp_path / "grid.png"))).permute(2, 0, 1).float() / 255
+    first_cell, last_cell = grid[:, 2:34, 2:34], grid[:, 2:34, 70:102]  # nrow=3, padding=2: input | output | target
+    assert torch.allclose(first_cell, batch.b[0].add(1).div(2), atol=1 / 255)
+    assert torch.allclose(last_cell, batch.a[0].add(1).div(2), atol=1 / 255)

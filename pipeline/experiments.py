@@ -1,0 +1,66 @@
+"""Running one study's DVC experiments (`ablate`) and tabulating the experiments that ran it
+(`ablation-report`): the subprocess side of pipeline.ablations."""
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+from pathlib import Path
+
+from pipeline.ablations import PRESETS, ablations_markdown, as_json, dvc_commands, parse_exp_show, row_run_tags, study_for
+from pipeline.config import Params
+from pipeline.io import atomic_file, write_json
+from pipeline.tracking import repo_root, tag_runs
+
+log = logging.getLogger(__name__)
+
+
+def _run(command: list[str], root: Path) -> None:
+    log.info("$ %s", " ".join(command))
+    done = subprocess.run(command, cwd=root)  # output streams to the terminal
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:3])} exited with {done.returncode}: {' '.join(command)}")
+
+
+def run_study(study: str, params: Params, params_path: Path, *, budget: str, queue: bool, jobs: int,
+              targets: tuple[str, ...], dry_run: bool) -> list[list[str]]:
+    """Queue (or, without `queue`, run one after another in the workspace) the DVC experiments of
+    one study's rows; returns the commands, which `dry_run` only returns."""
+    commands = dvc_commands(study_for(study, params), params, budget=budget, queue=queue, jobs=jobs, targets=targets)
+    if dry_run:
+        return commands
+    # in the workspace each run leaves its params in params.yaml: put the user's file back after
+    saved = params_path.read_bytes() if not queue else None
+    try:
+        for command in commands:
+            _run(command, repo_root())
+    finally:
+        if saved is not None and params_path.read_bytes() != saved:
+            params_path.write_bytes(saved)
+            log.info("restored %s; the workspace outputs are the last row's (dvc exp apply to pick one)", params_path)
+    return commands
+
+
+def write_ablation_report(study: str, params: Params, *, out: Path, json_out: Path, budget: str, all_commits: bool,
+                          tag: bool) -> int:
+    """The markdown tables (`out`) and their numbers (`json_out`) of one study, or of every study for
+    "all", from `dvc exp show --json`; with `tag`, each row's MLflow run gets its study's tag.
+    Returns how many experiments were found."""
+    studies = [study_for(name, params) for name in (PRESETS if study == "all" else [study])]
+    command = ["dvc", "exp", "show", "--json", *(["-A"] if all_commits else [])]
+    shown = subprocess.run(command, cwd=repo_root(), capture_output=True, text=True)
+    if shown.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited with {shown.returncode}: {shown.stderr.strip()}")
+    try:
+        experiments = parse_exp_show(shown.stdout)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{' '.join(command)} printed no JSON ({exc})") from None
+    with atomic_file(out) as tmp:
+        tmp.write_text(ablations_markdown(studies, experiments, budget))
+    write_json(json_out, {s.name: as_json(s, experiments, budget) for s in studies})
+    log.info("wrote %s and %s (%d experiments found)", out, json_out, len(experiments))
+    if tag:  # rows that reused an earlier run get the study's tag too, for the MLflow compare view
+        runs = row_run_tags(studies, experiments, budget)
+        if runs:
+            log.info("tagged %d of %d MLflow runs with their study rows", tag_runs(runs), len(runs))
+    return len(experiments)
