@@ -140,11 +140,29 @@ def _pix2pix_patch(p: Params) -> Study:
         caption=caption, metric_columns=PAIRED_COLUMNS)
 
 
+def _cut_ablation(p: Params) -> Study:
+    """CUT's ablations on the `cut` branch: FastCUT is CUT configured as the authors' --CUT_mode FastCUT."""
+    base = {"cut.enabled": True, "cut.lambda_NCE": p.cut.lambda_NCE, "cut.nce_idt": True,
+            "cut.flip_equivariance": False, "cut.nce_layers": list(p.cut.nce_layers)}
+    fast = p.fastcut
+    return Study(
+        "cut_ablation", "CUT ablation", "CUT (Park et al. 2020), the ablation table", "cut", "Variant",
+        rows=(("CUT", base),
+              ("FastCUT", {**base, "cut.lambda_NCE": fast.lambda_NCE, "cut.nce_idt": fast.nce_idt,
+                           "cut.flip_equivariance": fast.flip_equivariance}),
+              ("No identity NCE", {**base, "cut.nce_idt": False}),
+              ("Last layer only", {**base, "cut.nce_layers": [p.cut.nce_layers[-1]]})),
+        caption=f"FCN-scores of labels -> photo, every row at CUT's budget (FastCUT's own schedule is shorter). "
+                f"FastCUT: lambda_NCE {fast.lambda_NCE:g}, no identity NCE, flip-equivariance. Last layer only: "
+                f"PatchNCE on G's layer {p.cut.nce_layers[-1]} alone.")
+
+
 _BUILDERS: dict[str, Callable[[Params], Study]] = {
     "cyclegan_table4": _cyclegan_table4,
     "pix2pix_loss": _pix2pix_loss,
     "pix2pix_generator": _pix2pix_generator,
     "pix2pix_patch": _pix2pix_patch,
+    "cut_ablation": _cut_ablation,
 }
 
 

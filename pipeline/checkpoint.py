@@ -66,6 +66,11 @@ class TrainingState:
     run_id: str | None
     seconds: float | None  # None in checkpoints written before the time was kept
 
+    def matches(self, config: dict[str, Any]) -> bool:
+        """Whether `config` is the one this state was saved with, compared in the JSON form the
+        state keeps (a tuple param, such as CUT's nce_layers, is stored as a list)."""
+        return self.config == json.loads(json.dumps(config, sort_keys=True))
+
 
 def read_training_state(path: Path) -> TrainingState:
     """Load a training state (weights_only: no pickled code runs). Raises ValueError if unreadable."""

@@ -173,6 +173,7 @@ class Pix2PixConfig:
     iters: int = 700
     iters_decay: int = 700
     batch_size: int = 4
+    enabled: bool = True  # false: train/translate/evaluate record "switched off" instead of running
     generator: str = "unet_64"
     discriminator: Literal["patch", "pixel"] = "patch"
     n_layers_D: int = 3  # 3 -> 70x70 PatchGAN; 0 pixel, 1 16x16, 5 286x286
@@ -202,6 +203,7 @@ class CycleGANConfig:
     iters: int = 500
     iters_decay: int = 500
     batch_size: int = 1
+    enabled: bool = True  # false: train/translate/evaluate record "switched off" instead of running
     generator: str = "resnet_6blocks"
     n_layers_D: int = 3
     ngf: int = 32
@@ -229,6 +231,7 @@ class BicycleGANConfig:
     iters: int = 500
     iters_decay: int = 500
     batch_size: int = 4  # halves go through cVAE-GAN and cLR-GAN
+    enabled: bool = True  # false: train/translate/evaluate record "switched off" instead of running
     generator: str = "unet_64"
     encoder: str = "resnet_64"
     where_add: Literal["input", "all"] = "all"
@@ -250,6 +253,77 @@ class BicycleGANConfig:
                f"must be even and >= 2 (half cVAE-GAN, half cLR-GAN), got {self.batch_size}")
         _check("bicyclegan.n_samples", self.n_samples >= 1, f"must be >= 1, got {self.n_samples}")
         _check("bicyclegan.num_D", self.num_D >= 1, f"must be >= 1, got {self.num_D}")
+
+
+@dataclass(frozen=True)
+class CUTConfig:
+    """`cut`: contrastive unpaired translation, Park et al. 2020 (the authors' `--CUT_mode CUT`).
+
+    One generator, no inverse: PatchNCE between an input's and its translation's encoder features,
+    plus LSGAN. Its loss weights live here, not at the top level, because CUT and FastCUT default
+    to different values of the same names.
+    """
+
+    iters: int = 400
+    iters_decay: int = 400
+    batch_size: int = 1
+    enabled: bool = False  # not in the default run (it would pass 15 minutes on 2 CPU cores)
+    generator: str = "resnet_6blocks"  # a ResNet generator: its encoder gives the NCE features
+    n_layers_D: int = 3
+    ngf: int = 32
+    ndf: int = 32
+    norm: NormName = "instance"
+    init_type: InitName = "xavier"
+    init_gain: float = 0.02
+    use_dropout: bool = False
+    gan_mode: GanMode = "lsgan"
+    antialias: bool = True  # blur-pooled downs (G and D) and blur-upsampled ups (G): the authors' default
+    lambda_GAN: float = 1.0
+    lambda_NCE: float = 1.0  # the paper's lambda_X
+    nce_idt: bool = True  # PatchNCE on domain B too, NCE(G(y), y): the paper's lambda_Y = lambda_X
+    nce_layers: tuple[int, ...] = (0, 4, 8, 12, 16)  # indices into G's layer sequence (the authors')
+    num_patches: int = 256  # patches sampled per layer and image
+    netF_nc: int = 256  # width of netF's two-layer MLP
+    nce_T: float = 0.07  # temperature
+    flip_equivariance: bool = False  # FastCUT: G's input flipped at random, features flipped back
+
+    def __post_init__(self) -> None:
+        section = self.section
+        ScheduleConfig(self.iters, self.iters_decay, self.batch_size)
+        _check(f"{section}.generator", self.generator.startswith("resnet_"),
+               f"CUT takes its PatchNCE features from a ResNet generator's encoder; got {self.generator!r}")
+        _check(f"{section}.n_layers_D", 1 <= self.n_layers_D <= 6, f"must be in [1, 6], got {self.n_layers_D}")
+        _check(f"{section}.nce_layers", bool(self.nce_layers) and list(self.nce_layers) == sorted(set(self.nce_layers))
+               and self.nce_layers[0] >= 0, f"must be distinct ascending indices >= 0, got {list(self.nce_layers)}")
+        for name in ("lambda_GAN", "lambda_NCE"):
+            value = getattr(self, name)
+            _check(f"{section}.{name}", value >= 0, f"must be >= 0, got {value}")
+        _check(f"{section}.lambda_NCE", self.lambda_GAN > 0 or self.lambda_NCE > 0,
+               "lambda_GAN and lambda_NCE are both 0: no objective")
+        for name in ("num_patches", "netF_nc", "ngf", "ndf"):
+            value = getattr(self, name)
+            _check(f"{section}.{name}", value >= 1, f"must be >= 1, got {value}")
+        _check(f"{section}.nce_T", self.nce_T > 0, f"must be > 0, got {self.nce_T}")
+
+    @property
+    def section(self) -> str:
+        return "cut"
+
+
+@dataclass(frozen=True)
+class FastCUTConfig(CUTConfig):
+    """`fastcut`: CUT without the identity NCE, lambda_NCE 10 and flip-equivariance, trained for a
+    shorter schedule (the authors' `--CUT_mode FastCUT`: 150 + 50 epochs where CUT has 200 + 200)."""
+
+    iters: int = 450
+    iters_decay: int = 150
+    lambda_NCE: float = 10.0
+    nce_idt: bool = False
+    flip_equivariance: bool = True
+
+    @property
+    def section(self) -> str:
+        return "fastcut"
 
 
 @dataclass(frozen=True)
@@ -301,6 +375,8 @@ class Params:
     pix2pix: Pix2PixConfig = field(default_factory=Pix2PixConfig)
     cyclegan: CycleGANConfig = field(default_factory=CycleGANConfig)
     bicyclegan: BicycleGANConfig = field(default_factory=BicycleGANConfig)
+    cut: CUTConfig = field(default_factory=CUTConfig)
+    fastcut: FastCUTConfig = field(default_factory=FastCUTConfig)
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
@@ -366,6 +442,10 @@ def _coerce(key: str, tp: Any, value: Any) -> Any:
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0])
+    if origin is tuple:  # tuple[X, ...]: a YAML list
+        item_tp = get_args(tp)[0]
+        _check(key, isinstance(value, (list, tuple)), f"must be a list, got {value!r}")
+        return tuple(_coerce(f"{key}[{i}]", item_tp, item) for i, item in enumerate(value))
     if origin is dict:
         key_tp, value_tp = get_args(tp)
         _check(key, isinstance(value, dict), f"must be a mapping, got {value!r}")

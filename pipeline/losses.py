@@ -1,7 +1,9 @@
-"""The adversarial loss (vanilla | lsgan) and the BicycleGAN KL term, always computed in float32.
+"""The adversarial loss (vanilla | lsgan), the BicycleGAN KL term and CUT's PatchNCE loss, always
+computed in float32.
 
 Re-implemented from junyanz/pytorch-CycleGAN-and-pix2pix and junyanz/BicycleGAN `models/networks.py`
-(GANLoss) and junyanz/BicycleGAN `models/bicycle_gan_model.py` (backward_EG, the KL term).
+(GANLoss), junyanz/BicycleGAN `models/bicycle_gan_model.py` (backward_EG, the KL term) and
+taesungp/contrastive-unpaired-translation `models/patchnce.py` (PatchNCELoss).
 """
 from __future__ import annotations
 
@@ -57,3 +59,32 @@ def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
     """
     mu, logvar = mu.float(), logvar.float()
     return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+
+
+# the authors fill each patch's similarity to itself among the negatives with -10 before the
+# temperature: exp(-10 / 0.07) is nil, so the positive is not also counted as a negative
+SELF_SIMILARITY_FILL = -10.0
+
+
+def patch_nce_loss(feat_q: Tensor, feat_k: Tensor, batch_size: int, temperature: float) -> Tensor:
+    """PatchNCE (Park et al. 2020, eq. 2), one value per query patch: (B * P,).
+
+    feat_q, feat_k: (B * P, C) L2-normalised features of the same P positions of B images, image b's
+    patches in rows b * P .. b * P + P - 1 (PatchSampleF's layout). Query row i's positive is key
+    row i; its negatives are the other P - 1 keys of the *same* image (the authors' default, not the
+    whole batch). The keys are detached, as the authors': no gradient reaches them.
+    """
+    if feat_q.shape != feat_k.shape or feat_q.dim() != 2 or feat_q.shape[0] % batch_size:
+        raise ValueError(f"PatchNCE needs two (batch_size * P, C) feature sets, got {tuple(feat_q.shape)}, "
+                         f"{tuple(feat_k.shape)} with batch_size {batch_size}")
+    feat_q, feat_k = feat_q.float(), feat_k.detach().float()
+    dim = feat_q.shape[1]
+    positive = (feat_q * feat_k).sum(1, keepdim=True)  # (B * P, 1)
+    q, k = feat_q.view(batch_size, -1, dim), feat_k.view(batch_size, -1, dim)
+    n_patches = q.shape[1]
+    negative = torch.bmm(q, k.transpose(1, 2))  # (B, P, P): query i against every key of its image
+    self_pairs = torch.eye(n_patches, dtype=torch.bool, device=q.device)[None]
+    negative = negative.masked_fill(self_pairs, SELF_SIMILARITY_FILL).view(-1, n_patches)
+    logits = torch.cat([positive, negative], dim=1) / temperature
+    target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)  # the positive is class 0
+    return F.cross_entropy(logits, target, reduction="none")

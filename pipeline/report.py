@@ -368,7 +368,7 @@ def build_report(*, metrics_dir: Path, losses_dir: Path, translated_dir: Path, c
             "No diversity or realism metrics.")
     skipped = not_applicable_notes(metrics)
     if skipped:
-        body += ["## Methods and metrics that do not apply", "", *(f"- {note}" for note in skipped), ""]
+        body += ["## Methods not trained and metrics that do not apply", "", *(f"- {note}" for note in skipped), ""]
 
     body += ["## Example translations", ""]
     figure_lines, loss_lines = [], ["## Training losses", ""]

@@ -128,7 +128,7 @@ def fit(model: Translator, sampler: BatchSampler, schedule: ScheduleConfig, loop
     start_counted = 0  # the first step whose time is known
     if state_path.exists():
         state = read_training_state(state_path)
-        if state.config == config:
+        if state.matches(config):
             model.load_extra_state(restore_training_state(state, networks=networks, optimizers=optimizers,
                                                           schedulers=schedulers))
             start = state.step
@@ -199,18 +199,18 @@ def resumable_run_id(state_dir: Path, config: dict[str, Any]) -> str | None:
         state = read_training_state(path)
     except ValueError:
         return None
-    return state.run_id if state.config == config else None
+    return state.run_id if state.matches(config) else None
 
 
 def train_method(method: str, curated: Path, *, out_dir: Path, state_dir: Path, losses_csv: Path, samples_dir: Path,
                  params: Params, progress: bool) -> FitResult | None:
     """The `train@<method>` stage: fit `method` on curated/train, export its generators to `out_dir`
-    and record the run in MLflow; or, where the method does not apply to the data set, write the
-    not-applicable record in every output (returns None)."""
+    and record the run in MLflow; or, where the method is switched off in params or does not apply to
+    the data set, write the not-applicable record, with the reason, in every output (returns None)."""
     spec = method_spec(method)
     info = read_info(curated)  # a missing or broken store fails here, loudly
-    reason = method_not_applicable(info, method, spec.paired)
-    if reason is not None:  # not an error: this kind of data cannot train the method
+    reason = spec.switched_off(params) or method_not_applicable(info, method, spec.paired)
+    if reason is not None:  # not an error: switched off, or this kind of data cannot train the method
         write_not_trained(reason, dataset=info["dataset"], method=method, out_dir=out_dir, state_dir=state_dir,
                           samples_dir=samples_dir, losses_csv=losses_csv)
         log.warning("%s not trained: %s", method, reason)

@@ -25,6 +25,9 @@ def tiny_params(**top) -> Params:
         bicyclegan=dataclasses.replace(p.bicyclegan, generator="unet_32", encoder="resnet_64", batch_size=2, nef=4,
                                        n_layers_D=2,  # the half-scale D would reach 1x1 maps at 32 px
                                        **small),
+        # switched on here (off by default), so that every stage is tested with them
+        cut=dataclasses.replace(p.cut, enabled=True, num_patches=16, netF_nc=8, **small),
+        fastcut=dataclasses.replace(p.fastcut, enabled=True, num_patches=16, netF_nc=8, **small),
     )
     return dataclasses.replace(p, **top)
 

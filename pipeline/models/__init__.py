@@ -13,17 +13,19 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from pipeline.config import BicycleGANConfig, CycleGANConfig, Params, Pix2PixConfig
-from pipeline.models.base import Batch, StepLosses, Translator
+from pipeline.config import BicycleGANConfig, CUTConfig, CycleGANConfig, Params, Pix2PixConfig
+from pipeline.models.base import Batch, StepLosses, Translator, evaluating
 from pipeline.models.bicyclegan import BicycleGAN
+from pipeline.models.cut import CUT
 from pipeline.models.cyclegan import CycleGAN
 from pipeline.models.pix2pix import Pix2Pix
 from pipeline.models.pool import ImagePool
-from pipeline.nets import build_discriminator, build_encoder, build_generator, build_z_generator
+from pipeline.nets import (build_discriminator, build_encoder, build_generator, build_patch_sampler,
+                           build_z_generator)
 from pipeline.translated import ENCODED, FAKE_A, FAKE_B, SAMPLES
 
 __all__ = ["METHODS", "MODELS", "MethodSpec", "method_spec", "build_model", "Batch", "StepLosses", "Translator",
-           "Pix2Pix", "CycleGAN", "BicycleGAN", "ImagePool"]
+           "Pix2Pix", "CycleGAN", "BicycleGAN", "CUT", "ImagePool"]
 
 IMAGE_CHANNELS = 3  # RGB in both domains: label colour maps and photos
 
@@ -92,6 +94,33 @@ def _build_bicyclegan(b: _Builder) -> BicycleGAN:
                       b.place(encoder), d_vae, d_lr, z_generator=b.child_generator(), amp_dtype=b.amp_dtype)
 
 
+def _build_cut(b: _Builder, cfg: CUTConfig, in_ch: int = IMAGE_CHANNELS, out_ch: int = IMAGE_CHANNELS) -> CUT:
+    """G, then netF (its MLP widths read from G's features), then D, all from the init stream."""
+    if cfg.lambda_NCE > 0 and in_ch != out_ch:
+        raise ValueError(f"{cfg.section}: PatchNCE encodes G's output with G's own encoder, so domains A and B "
+                         f"need the same number of channels; got {in_ch} and {out_ch}")
+    init = dict(init_type=cfg.init_type, init_gain=cfg.init_gain, generator=b.init)
+    generator = build_generator(cfg.generator, in_ch, out_ch, ngf=cfg.ngf, norm=cfg.norm,
+                                use_dropout=cfg.use_dropout, antialias=cfg.antialias, **init)
+    widths = feature_widths(generator, in_ch, cfg.nce_layers, b.params.image_size)
+    projection = build_patch_sampler(widths, cfg.netF_nc, **init)
+    discriminator = build_discriminator("patch_antialias" if cfg.antialias else "patch", out_ch, ndf=cfg.ndf,
+                                        n_layers=cfg.n_layers_D, norm=cfg.norm, **init)
+    return CUT(cfg, b.params.train, b.place(generator), b.place(projection), b.place(discriminator),
+               sample_generator=b.child_generator(), amp_dtype=b.amp_dtype)
+
+
+def feature_widths(generator: nn.Module, in_ch: int, layers: tuple[int, ...], image_size: int) -> list[int]:
+    """The channels of G's features at `layers`, from one forward of a blank image (no RNG drawn).
+
+    Widths do not depend on the image size; a small image keeps this cheap.
+    """
+    side = min(image_size, 32)
+    with torch.no_grad(), evaluating(generator), torch.random.fork_rng(devices=[]):
+        feats = generator.features(torch.zeros(1, in_ch, side, side), layers)
+    return [feat.shape[1] for feat in feats]
+
+
 def _paper_side(image_size: int) -> str:
     return "256" if image_size >= 256 else str(image_size)
 
@@ -117,6 +146,11 @@ def _bicyclegan_at_paper_size(cfg: BicycleGANConfig, image_size: int) -> Bicycle
                                batch_size=2)
 
 
+def _cut_at_paper_size(cfg: CUTConfig, image_size: int) -> CUTConfig:
+    generator = "resnet_9blocks" if image_size >= 256 else "resnet_6blocks"
+    return dataclasses.replace(cfg, generator=generator, ngf=64, ndf=64, batch_size=1, netF_nc=256, num_patches=256)
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     """One translation method, as every stage sees it."""
@@ -135,6 +169,13 @@ class MethodSpec:
         """Its params section (Pix2PixConfig, ...)."""
         return getattr(params, self.section)
 
+    def switched_off(self, params: Params) -> str | None:
+        """Why the pipeline does not run it (its section's `enabled` is false), or None."""
+        if self.config(params).enabled:
+            return None
+        return (f"switched off in params ({self.section}.enabled: false); "
+                f"`dvc exp run -S {self.section}.enabled=true` runs it")
+
 
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
     MethodSpec("pix2pix", "pix2pix", paired=True, loss_weights=("lambda_L1",), section="pix2pix",
@@ -146,6 +187,12 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
                section="bicyclegan", build=_build_bicyclegan, outputs=(FAKE_B, SAMPLES, ENCODED),
                at_paper_size=_bicyclegan_at_paper_size,
                n_samples=lambda params: params.bicyclegan.n_samples),
+    # CUT's loss weights live in its section: FastCUT defaults the same names to other values
+    MethodSpec("cut", "CUT", paired=False, loss_weights=(), section="cut",
+               build=lambda b: _build_cut(b, b.params.cut), outputs=(FAKE_B,), at_paper_size=_cut_at_paper_size),
+    MethodSpec("fastcut", "FastCUT", paired=False, loss_weights=(), section="fastcut",
+               build=lambda b: _build_cut(b, b.params.fastcut), outputs=(FAKE_B,),
+               at_paper_size=_cut_at_paper_size),
 )}
 MODELS: dict[str, Callable[[_Builder], Translator]] = {name: spec.build for name, spec in METHODS.items()}
 

@@ -1,5 +1,6 @@
 """Networks chosen by name from explicit tables: build_generator, build_z_generator,
-build_discriminator and build_encoder construct a network and initialise its weights.
+build_discriminator, build_encoder and build_patch_sampler construct a network and initialise its
+weights.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from torch import nn
 from pipeline.nets.blocks import NormLayer, NormName, norm_layer
 from pipeline.nets.encoder import ConvEncoder, ResnetEncoder
 from pipeline.nets.init import InitName, init_weights
+from pipeline.nets.patch_sample import PatchSampleF
 from pipeline.nets.patchgan import (
     MultiscaleDiscriminator, PatchDiscriminator, PixelDiscriminator, receptive_field,
 )
@@ -21,7 +23,8 @@ from pipeline.nets.unet import UnetGenerator, UnetZGenerator, WhereAdd
 __all__ = [
     "GeneratorName", "ZGeneratorName", "DiscriminatorName", "EncoderName", "NormName", "InitName",
     "GENERATOR_NAMES", "Z_GENERATOR_NAMES", "DISCRIMINATOR_NAMES", "ENCODER_NAMES",
-    "build_generator", "build_z_generator", "build_discriminator", "build_encoder",
+    "build_generator", "build_z_generator", "build_discriminator", "build_encoder", "build_patch_sampler",
+    "ANTIALIAS_GENERATORS", "PatchSampleF",
     "receptive_field", "count_parameters", "init_weights", "norm_layer",
 ]
 
@@ -40,6 +43,9 @@ _GENERATORS: dict[str, Callable[..., nn.Module]] = {
     "resnet_9blocks": partial(ResnetGenerator, n_blocks=9),
 }
 
+# the generators with CUT's anti-aliased resampling and encoder features (ResnetGenerator.features)
+ANTIALIAS_GENERATORS = ("resnet_6blocks", "resnet_9blocks")
+
 ZGeneratorName = Literal["unet_32", "unet_64", "unet_128", "unet_256"]
 _Z_GENERATORS: dict[str, Callable[..., nn.Module]] = {
     "unet_32": partial(UnetZGenerator, num_downs=5),
@@ -48,10 +54,13 @@ _Z_GENERATORS: dict[str, Callable[..., nn.Module]] = {
     "unet_256": partial(UnetZGenerator, num_downs=8),
 }
 
-DiscriminatorName = Literal["patch", "pixel", "multiscale"]
+DiscriminatorName = Literal["patch", "patch_antialias", "pixel", "multiscale"]
 _DISCRIMINATORS: dict[str, Callable[[int, int, int, NormLayer, int], nn.Module]] = {
     # (in_ch, ndf, n_layers, norm_layer, num_D): "pixel" has no layers to count, only "multiscale" scales
     "patch": lambda in_ch, ndf, n_layers, norm, num_D: PatchDiscriminator(in_ch, ndf, n_layers, norm),
+    # CUT's PatchGAN: blur-pooled downsampling
+    "patch_antialias": lambda in_ch, ndf, n_layers, norm, num_D: PatchDiscriminator(in_ch, ndf, n_layers, norm,
+                                                                                    antialias=True),
     "pixel": lambda in_ch, ndf, n_layers, norm, num_D: PixelDiscriminator(in_ch, ndf, norm),
     "multiscale": lambda in_ch, ndf, n_layers, norm, num_D: MultiscaleDiscriminator(
         in_ch, ndf, n_layers, norm, num_D),
@@ -96,11 +105,17 @@ def _initialised(make: Callable[[], nn.Module], init_type: InitName, init_gain: 
 
 def build_generator(name: GeneratorName, in_ch: int, out_ch: int, ngf: int = 64, norm: NormName = "batch",
                     use_dropout: bool = False, init_type: InitName = "normal", init_gain: float = 0.02,
-                    generator: torch.Generator | None = None) -> nn.Module:
-    """pix2pix / CycleGAN generator G(x) by name; defaults are pix2pix's."""
+                    generator: torch.Generator | None = None, antialias: bool = False) -> nn.Module:
+    """pix2pix / CycleGAN / CUT generator G(x) by name; defaults are pix2pix's.
+
+    antialias: CUT's blur-pooled downs and blur-upsampled ups, for ANTIALIAS_GENERATORS only.
+    """
     factory = _lookup(_GENERATORS, name, "generator")
+    if antialias and name not in ANTIALIAS_GENERATORS:
+        raise ValueError(f"generator {name!r} has no anti-aliased variant; expected one of {list(ANTIALIAS_GENERATORS)}")
+    extra = {"antialias": True} if antialias else {}
     layer = norm_layer(norm)
-    return _initialised(lambda: factory(in_ch, out_ch, ngf=ngf, norm_layer=layer, use_dropout=use_dropout),
+    return _initialised(lambda: factory(in_ch, out_ch, ngf=ngf, norm_layer=layer, use_dropout=use_dropout, **extra),
                         init_type, init_gain, generator)
 
 
@@ -133,6 +148,12 @@ def build_encoder(name: EncoderName, in_ch: int, nz: int, nef: int = 64, norm: N
     layer = norm_layer(norm)
     return _initialised(lambda: factory(in_ch, nz, nef=nef, norm_layer=layer, vae=vae),
                         init_type, init_gain, generator)
+
+
+def build_patch_sampler(in_channels: list[int], nc: int = 256, init_type: InitName = "xavier",
+                        init_gain: float = 0.02, generator: torch.Generator | None = None) -> PatchSampleF:
+    """CUT's netF ("mlp_sample"): one 2-layer MLP of width nc per feature layer of the given widths."""
+    return _initialised(lambda: PatchSampleF(in_channels, nc), init_type, init_gain, generator)
 
 
 def count_parameters(net: nn.Module) -> int:

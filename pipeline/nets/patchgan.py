@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pipeline.nets.antialias import BlurDownsample
 from pipeline.nets.blocks import NormLayer, reference_bias
 
 KERNEL, PADDING = 4, 1
@@ -32,21 +33,27 @@ def receptive_field(n_layers: int) -> int:
 
 
 def _patch_layers(in_ch: int, ndf: int, n_layers: int, norm_layer: NormLayer,
-                  use_bias: bool) -> list[nn.Module]:
+                  use_bias: bool, antialias: bool = False) -> list[nn.Module]:
+    """antialias (CUT's default): each stride-2 conv becomes a stride-1 conv, its activation, a blur-pool."""
+    down = 1 if antialias else 2
     layers: list[nn.Module] = [
-        nn.Conv2d(in_ch, ndf, kernel_size=KERNEL, stride=2, padding=PADDING),  # no norm on the first
+        nn.Conv2d(in_ch, ndf, kernel_size=KERNEL, stride=down, padding=PADDING),  # no norm on the first
         nn.LeakyReLU(0.2),
     ]
+    if antialias:
+        layers.append(BlurDownsample(ndf))
     mult = 1
     for n in range(1, n_layers + 1):
         prev_mult, mult = mult, min(2**n, MAX_MULT)
-        stride = 2 if n < n_layers else 1  # the last of these keeps the size: a stride-1 layer
+        last = n == n_layers  # the last of these keeps the size: a stride-1 layer
         layers += [
-            nn.Conv2d(ndf * prev_mult, ndf * mult, kernel_size=KERNEL, stride=stride, padding=PADDING,
+            nn.Conv2d(ndf * prev_mult, ndf * mult, kernel_size=KERNEL, stride=1 if last else down, padding=PADDING,
                       bias=use_bias),
             norm_layer(ndf * mult),
             nn.LeakyReLU(0.2),
         ]
+        if antialias and not last:
+            layers.append(BlurDownsample(ndf * mult))
     layers.append(nn.Conv2d(ndf * mult, 1, kernel_size=KERNEL, stride=1, padding=PADDING))  # 1-channel map
     return layers
 
@@ -56,16 +63,16 @@ class PatchDiscriminator(nn.Module):
 
     n_layers=3 is the 70x70 PatchGAN: 256 px in -> 30x30 map out.
     use_bias: bias of the convs followed by a norm; None = the pix2pix rule (`reference_bias`),
-    True = BicycleGAN's D_NLayersMulti.
+    True = BicycleGAN's D_NLayersMulti. antialias: blur-pooled downsampling, CUT's default.
     """
 
     def __init__(self, in_ch: int, ndf: int = 64, n_layers: int = 3, norm_layer: NormLayer = nn.BatchNorm2d,
-                 use_bias: bool | None = None):
+                 use_bias: bool | None = None, antialias: bool = False):
         super().__init__()
         if n_layers < 1:
             raise ValueError(f"n_layers must be >= 1 (use PixelDiscriminator for 1x1), got {n_layers}")
         use_bias = reference_bias(norm_layer) if use_bias is None else use_bias
-        self.model = nn.Sequential(*_patch_layers(in_ch, ndf, n_layers, norm_layer, use_bias))
+        self.model = nn.Sequential(*_patch_layers(in_ch, ndf, n_layers, norm_layer, use_bias, antialias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)  # (B, C, H, W) -> (B, 1, H', W') logits

@@ -17,7 +17,7 @@ from pipeline.checkpoint import export_networks
 from pipeline.inference import load_model, read_translated, translate_folder, translate_split
 from pipeline.io import atomic_dir
 from pipeline.data.store import load_split
-from pipeline.models import build_model
+from pipeline.models import METHODS, build_model
 from tests.conftest import tiny_params
 
 CPU = torch.device("cpu")
@@ -28,7 +28,7 @@ def exported(tmp_path_factory) -> dict[str, Path]:
     """Each method, untrained but exported the way train@<method> exports it."""
     params = tiny_params()
     out = {}
-    for method in ("pix2pix", "cyclegan", "bicyclegan"):
+    for method in METHODS:
         model = build_model(method, params, CPU, seed=0)
         folder = tmp_path_factory.mktemp(method)
         export_networks(folder, model.exported_networks(), {"method": method, "params": dataclasses.asdict(params)})
@@ -40,6 +40,8 @@ def exported(tmp_path_factory) -> dict[str, Path]:
     ("pix2pix", {"fake_b"}),
     ("cyclegan", {"fake_b", "fake_a"}),
     ("bicyclegan", {"fake_b", "encoded", "samples/0", "samples/1", "samples/2"}),
+    ("cut", {"fake_b"}),
+    ("fastcut", {"fake_b"}),
 ])
 def test_translate_split_writes_every_output_per_test_image(method, kinds, exported, tiny_curated, tmp_path):
     loaded = load_model(exported[method], CPU)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.config import BicycleGANConfig, CycleGANConfig, Params, Pix2PixConfig, TrainConfig
+from pipeline.config import BicycleGANConfig, CUTConfig, CycleGANConfig, FastCUTConfig, Params, Pix2PixConfig, TrainConfig
 from pipeline.models import METHODS, MODELS, Batch, BicycleGAN, CycleGAN, ImagePool, Pix2Pix, build_model
 
 CPU = torch.device("cpu")
@@ -14,11 +14,13 @@ LOSS_KEYS = {
     "pix2pix": {"g_gan", "g_l1", "d_real", "d_fake"},
     "cyclegan": {"g_gan_a", "g_gan_b", "cycle_a", "cycle_b", "idt_a", "idt_b", "d_a", "d_b"},
     "bicyclegan": {"g_gan_vae", "g_gan_lr", "g_l1", "kl", "z_l1", "d_vae", "d_lr"},
+    "cut": {"g_gan", "nce", "nce_y", "d_real", "d_fake"},
+    "fastcut": {"g_gan", "nce", "d_real", "d_fake"},
 }
 
 
 def tiny_params(pix2pix: dict | None = None, cyclegan: dict | None = None, bicyclegan: dict | None = None,
-                image_size: int = 32, **top) -> Params:
+                image_size: int = 32, cut: dict | None = None, fastcut: dict | None = None, **top) -> Params:
     """Nets of width 4 on 32x32 images, so that a step takes a fraction of a second on CPU."""
     return Params(
         image_size=image_size,
@@ -30,9 +32,15 @@ def tiny_params(pix2pix: dict | None = None, cyclegan: dict | None = None, bicyc
         # two D scales at 32 px need n_layers_D 2 (the reference's basic_128_multi)
         bicyclegan=BicycleGANConfig(**{"generator": "unet_32", "encoder": "resnet_64", "ngf": 4, "ndf": 4,
                                        "nef": 4, "n_layers_D": 2, "batch_size": 2, **(bicyclegan or {})}),
+        # CUT needs a ResNet G (its encoder features); batch 2 checks the per-image negatives
+        cut=CUTConfig(**{**TINY_CUT, **(cut or {})}),
+        fastcut=FastCUTConfig(**{**TINY_CUT, **(fastcut or {})}),
         # the reference code's identity weight, so the full CycleGAN step is what these tests drive
         **{"lambda_idt": 0.5, **top},
     )
+
+
+TINY_CUT = {"ngf": 4, "ndf": 4, "batch_size": 2, "num_patches": 16, "netF_nc": 8, "enabled": True}
 
 
 def make_batch(seed: int = 0, size: int = 32) -> Batch:

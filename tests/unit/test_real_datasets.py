@@ -220,7 +220,7 @@ def test_cyclegan_folders_then_a_plain_folder_translated_with_the_model(tmp_path
     # as `dvc repro`: every stage of every method, then the report
     cyc.segmenter()
     write_not_applicable(tmp_path / "cyc/reports/samples/cyclegan", "an earlier data set's record")
-    metrics = {method: cyc.through(method) for method in ("pix2pix", "cyclegan", "bicyclegan")}
+    metrics = {method: cyc.through(method) for method in METHODS}
     assert not (tmp_path / "cyc/reports/samples/cyclegan/not_applicable.json").exists()
     for method in ("pix2pix", "bicyclegan"):
         assert_not_trained(tmp_path / "cyc", method, f"{method} needs paired data; cyclegan_folders is unpaired")
@@ -246,7 +246,7 @@ def test_cyclegan_folders_then_a_plain_folder_translated_with_the_model(tmp_path
     assert (info["domain_a"], info["splits"]) == ("none", {"train": 4, "val": 0, "test": 1})
     # one domain: nothing trains, every branch carries the record through to the report
     plain.segmenter()
-    for method in ("pix2pix", "cyclegan", "bicyclegan"):
+    for method in METHODS:
         plain.through(method)
         assert_not_trained(tmp_path / "plain", method, f"{method} needs two domains; image_folder holds one")
     text = plain.report()

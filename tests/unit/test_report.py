@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from pipeline.config import Params
+from pipeline.models import METHODS
 from pipeline.io import details_path, read_metrics, write_metrics
 from pipeline.report import (UPPER_BOUND, build_report, class_frequency_table, diversity_table, fmt,
                              image_metrics_table, labels_to_photo_table, load_metrics, markdown_table,
@@ -37,6 +38,9 @@ def fixture_metrics() -> dict[str, dict]:
                        "ssim": 0.35, "psnr": 16.0,
                        "l1": 0.15, "diversity": {"pixel_l1": 0.08, "segmenter_features": 0.21},
                        "fid": {"segmenter_features": 14.0}, "mlflow_run_id": "run-b", "seconds": 4.0},
+        # switched off, as in the default run
+        **{m: {"applicable": False, "reason": METHODS[m].switched_off(Params()), "dataset": "streets"}
+           for m in ("cut", "fastcut")},
         "real_photos": {"labels_to_photo": fcn(0.9), "mlflow_run_id": "run-r", "seconds": 1.0},
         "baseline": {"labels_to_photo": fcn(0.3), "photo_to_labels": fcn(0.4),
                      "labels_to_photo_label_colours": fcn(0.2),
@@ -91,6 +95,8 @@ def test_a_method_that_does_not_apply_is_a_note_not_a_row():
     assert "pix2pix" not in list(image_metrics_table(metrics)["Method"])
     assert "pix2pix" not in list(diversity_table(metrics)["Method"])
     assert not_applicable_notes(metrics) == ["pix2pix (not trained): pix2pix needs paired data; h2z is unpaired",
+                                             *(f"{METHODS[m].title} (not trained): {metrics[m]['reason']}"
+                                               for m in ("cut", "fastcut")),
                                              "FCN-score: h2z has no label maps"]
 
 
