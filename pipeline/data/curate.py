@@ -103,9 +103,9 @@ def curate_inputs(inputs: Inputs, out_dir: Path, cfg: CurateConfig, image_size: 
             "image_id": ordered.index,
             "split": split_of[order],
             "domain": ordered["domain"].to_numpy(),
-            "photo_path": np.where(has_b, ordered["file"], ""),
             # the file domain A came from: a label map, an A image, or the A|B image itself
-            "label_path": np.where(has_a, np.where(ordered["a_file"] != "", ordered["a_file"], ordered["file"]), ""),
+            "a_path": np.where(has_a, np.where(ordered["a_file"] != "", ordered["a_file"], ordered["file"]), ""),
+            "b_path": np.where(has_b, ordered["file"], ""),
             "conversions": [conversions[r] for r in rows[order]],
         })
         if chosen.distances is not None:

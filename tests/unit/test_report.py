@@ -204,7 +204,7 @@ def write_tree(root: Path, metrics: dict[str, dict]) -> dict[str, Path]:
     np.save(test / "photos.npy", rng.integers(0, 256, (len(IDS), SIZE, SIZE, 3), dtype=np.uint8))
     np.save(test / "labels.npy", rng.integers(0, 19, (len(IDS), SIZE, SIZE), dtype=np.uint8))
     write_manifest(paths["curated_dir"], pd.DataFrame({"image_id": IDS, "split": "test", "domain": "ab",
-                                                      "photo_path": "p", "label_path": "l", "conversions": ""}))
+                                                      "a_path": "l", "b_path": "p", "conversions": ""}))
     write_info(paths["curated_dir"], {"image_size": SIZE, "has_labels": True, "num_classes": 19,
                                       "class_names": [], "splits": {"test": len(IDS)}, "attributes": []})
     keys = {"pix2pix": ["g_gan", "g_l1", "d_real", "d_fake"], "cyclegan": ["g_gan_a", "cycle_a", "d_a"],
