@@ -3,7 +3,6 @@ the repository's params.yaml, parse; `prepare` and `curate` run on a small copy 
 each method's networks translate an image at the snippet's `image_size`."""
 from __future__ import annotations
 
-import copy
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -15,6 +14,7 @@ import yaml
 
 from pipeline.config import params_from_dict
 from pipeline.data.store import read_info
+from pipeline.io import deep_merge
 from pipeline.models import METHODS, build_model
 from tests.conftest import ROOT
 from tests.unit import real_data
@@ -52,17 +52,6 @@ def readme_snippets() -> dict[str, dict[str, Any]]:
     return snippets
 
 
-def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """params.yaml with the snippet's keys set, each in its section (as a user edits the file)."""
-    merged = copy.deepcopy(base)
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def test_every_data_set_snippet_has_a_fixture():
     assert set(readme_snippets()) == set(FIXTURES)
 
@@ -70,7 +59,8 @@ def test_every_data_set_snippet_has_a_fixture():
 @pytest.mark.parametrize("title", sorted(FIXTURES))
 def test_readme_snippet_runs_as_written(title, tmp_path):
     snippet = readme_snippets()[title]
-    raw = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), snippet)
+    # params.yaml with the snippet's keys set, each in its section (as a user edits the file)
+    raw = deep_merge(yaml.safe_load((ROOT / "params.yaml").read_text()), snippet)
     data_root = FIXTURES[title](tmp_path / "dataset")
     raw["data"]["path"] = str(data_root)  # the one key a user changes: where the data set lies
     params = params_from_dict(raw)  # the error the Cityscapes snippet gave: train.load_size < image_size
