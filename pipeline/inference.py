@@ -21,8 +21,8 @@ from pipeline.data.images import IMAGE_SUFFIXES, BadImage, load_rgb
 from pipeline.data.paths import is_listed, link_refusal
 from pipeline.io import atomic_dir, write_json
 from pipeline.models import Translator, build_model, method_spec
-from pipeline.translated import (DIRECTIONS, IDS_A, IDS_B, RECORD, SAMPLES, fake_kind, png_name,
-                                 read_translated)
+from pipeline.translated import (DIRECTIONS, IDS_A, IDS_B, MAX_SIDE, MIN_SIDE, RECORD, SAMPLES, fake_kind,
+                                 png_name, read_translated)
 
 log = logging.getLogger(__name__)
 
@@ -140,18 +140,37 @@ def _network_size(params: Params, method: str) -> int:
     return 4
 
 
+def network_input_size(height: int, width: int, *, image_size: int, unet_side: int,
+                       max_side: int = MAX_SIDE) -> tuple[int, int]:
+    """(height, width) at which a generator translates an image of `height` x `width` pixels.
+
+    A U-Net (`unet_side` > 4) needs exactly its square size. A ResNet takes any multiple of 4, so
+    the image keeps its aspect ratio at the training scale (shorter side `image_size`), scaled down
+    further until its longer side is at most `max_side`, with the shorter side at least MIN_SIDE
+    (stretched across where the image is more elongated than that): the network's input, and so
+    its memory, is bounded by about image_size x max_side pixels whatever the aspect ratio.
+    """
+    if unet_side > 4:
+        return unet_side, unet_side
+    cap = max_side // 4 * 4
+    scale = min(image_size / min(height, width), max_side / max(height, width))
+    return tuple(min(cap, max(MIN_SIDE, round(side * scale / 4) * 4)) for side in (height, width))
+
+
 @torch.no_grad()
 def translate_folder(loaded: LoadedModel, in_dir: Path, out_dir: Path, *, direction: str, device: torch.device,
-                     max_pixels: int, seed: int = 0) -> tuple[int, list[tuple[str, str]]]:
+                     max_pixels: int, seed: int = 0, max_side: int = MAX_SIDE) -> tuple[int, list[tuple[str, str]]]:
     """Translate every image of `in_dir` into `out_dir` (PNG, same stem), whatever its size or mode.
 
-    Each image is resized to the side the generator was trained at (U-Nets need exactly their size;
-    ResNets any multiple of 4, so the image keeps its aspect ratio up to padding) and the output is
-    resized back to the original size. Unreadable files, and links resolving outside `in_dir`, are
-    reported by name and skipped; the output folder appears only when complete. Two inputs that
-    would share an output name (a.jpg, a.png) raise ValueError before anything is written.
-    Returns (translated count, [(file, reason)]).
+    Each image is resized for the generator (`network_input_size`: a U-Net's own size; for a ResNet
+    the training scale, aspect kept, the longer side at most `max_side`) and the output is resized
+    back to the original size. Unreadable files, and links resolving outside `in_dir`, are reported
+    by name and skipped; the output folder appears only when complete. Two inputs that would share
+    an output name, letter case aside (a.jpg and a.png; A.png and a.png), raise ValueError before
+    anything is written. Returns (translated count, [(file, reason)]).
     """
+    if max_side < MIN_SIDE:
+        raise ValueError(f"max_side must be >= {MIN_SIDE}, got {max_side}")
     entries = sorted(p for p in Path(in_dir).iterdir() if is_listed(p, in_dir))
     skipped: list[tuple[str, str]] = [(p.name, "not an image file name") for p in entries
                                       if p.suffix.lower() not in IMAGE_SUFFIXES]
@@ -179,11 +198,9 @@ def translate_folder(loaded: LoadedModel, in_dir: Path, out_dir: Path, *, direct
                 skipped.append((path.name, str(exc)))
                 continue
             h, w = rgb.shape[:2]
-            if unet_side > 4:
-                size = (unet_side, unet_side)
-            else:  # ResNet: keep the aspect ratio near the training scale, multiples of 4
-                scale = params.image_size / min(h, w)
-                size = (max(4, round(h * scale / 4) * 4), max(4, round(w * scale / 4) * 4))
+            size = network_input_size(h, w, image_size=params.image_size, unet_side=unet_side, max_side=max_side)
+            if unet_side <= 4 and params.image_size * max(h, w) > max_side * min(h, w):  # below the training scale
+                conversions = [*conversions, f"translated at {size[1]}x{size[0]} (longer side at most {max_side})"]
             resized = np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), Image.BICUBIC))
             x = _as_input(resized[None], device)
             fake = model.test_outputs(x, direction, None, seed=seed, n_samples=0)[fake_kind(direction)]
@@ -201,17 +218,20 @@ def translate_folder(loaded: LoadedModel, in_dir: Path, out_dir: Path, *, direct
 
 
 def _refuse_output_clashes(files: list[Path], in_dir: Path) -> None:
-    """Raise ValueError when two inputs map to one output name (a.jpg and a.png -> a.png).
+    """Raise ValueError when two inputs map to one output name (a.jpg and a.png -> a.png), letter
+    case aside: A.png and a.png are one file where the file system ignores case (macOS, Windows).
 
     Refused rather than renamed: outputs keep the `<stem>.png` names that users and translate_split
     rely on, and no output is lost to an overwrite or to a name the user did not expect.
     """
     by_output: dict[str, list[str]] = {}
     for path in files:
-        by_output.setdefault(png_name(path.name), []).append(path.name)
+        by_output.setdefault(png_name(path.name).casefold(), []).append(path.name)
     clashes = {out: names for out, names in by_output.items() if len(names) > 1}
     if clashes:
-        out, names = next(iter(clashes.items()))
-        raise ValueError(f"{in_dir}: {' and '.join(names)} would both be written as {out}"
+        names = next(iter(clashes.values()))
+        outs = sorted({png_name(name) for name in names})
+        where = f"as {outs[0]}" if len(outs) == 1 else f"as {' and '.join(outs)}, one file where case is ignored"
+        raise ValueError(f"{in_dir}: {' and '.join(names)} would both be written {where}"
                          f"{f' ({len(clashes)} such clashes)' if len(clashes) > 1 else ''}; "
                          "rename one of each, then run again")

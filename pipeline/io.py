@@ -112,11 +112,12 @@ def _split_details(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     return scalars, details
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `extra`'s keys set, nested mappings merged key by key (neither argument changes)."""
     merged = dict(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -136,7 +137,7 @@ def read_metrics(path: Path) -> Any:
     if isinstance(value, dict) and extra.is_file():
         details = json.loads(extra.read_text())
         if isinstance(details, dict):
-            value = _merge(value, details)
+            value = deep_merge(value, details)
     return value
 
 

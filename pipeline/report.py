@@ -353,18 +353,22 @@ def build_report(*, metrics_dir: Path, losses_dir: Path, translated_dir: Path, c
                   "below); translate its images with a model trained on another data set "
                   "(`python -m stages translate-folder`).", ""]
     if data_set["paired"]:
+        # headings and captions name the domains alike, by the store's names (a facades store made
+        # with direction b_to_a calls its domain A "B (right halves)": never "domain A" in a caption)
         body += _table_section(f"Image similarity ({forward})", image_metrics_table(metrics),
-                               "Outputs against the real test photos (one output per input).", "No image metrics.")
+                               f"One output per input, scored against the real test {data_set['b']}.",
+                               "No image metrics.")
         backward = image_metrics_table(metrics, "photo_to_a")
         if len(backward):
             body += _table_section(f"Image similarity ({data_set['b']} → {data_set['a']})", backward,
-                                   "Outputs against the real test images of domain A.", "")
+                                   f"One output per input, scored against the real test {data_set['a']}.", "")
     realism = diversity_table(metrics)
     if data_set["has_labels"] or len(realism):
         body += _table_section(
             "Diversity and realism", realism,
             "Diversity: mean distance between samples of the same input (higher is more diverse). Realism: "
-            "Fréchet distance between the feature statistics of outputs and real photos (lower is better).",
+            f"Fréchet distance between the feature statistics of the outputs and of the real {data_set['b']} "
+            "(lower is better).",
             "No diversity or realism metrics.")
     skipped = not_applicable_notes(metrics)
     if skipped:

@@ -20,6 +20,12 @@ TRANSLATIONS = (FAKE_B, FAKE_A, SAMPLES)  # a translated folder holds at least o
 
 DIRECTIONS = ("a_to_b", "b_to_a")
 
+# translate-folder: the longest side a generator that takes any size (ResNet) is given, in pixels. An
+# image is scaled to the training scale, then down until its longer side fits, so that memory stays
+# bounded whatever the image's aspect ratio (a 2x2000 image once took 2.7 GB with CycleGAN's model).
+MAX_SIDE = 1024
+MIN_SIDE = 16  # and its shorter side at least this (a ResNet's innermost maps are then 4 px wide)
+
 
 def fake_kind(direction: str) -> str:
     """The folder of the translations in `direction` ("a_to_b" or "b_to_a")."""

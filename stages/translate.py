@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from pipeline.translated import MAX_SIDE
 from stages.common import METHOD_HELP, ParamsOption, domain_errors, read_params
 
 log = logging.getLogger("stages.translate")
@@ -41,6 +42,8 @@ def translate_folder(
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     seed: int = typer.Option(0, help="Seed of the noise (dropout, latent z)."),
     max_pixels: int = typer.Option(50_000_000, help="Larger images are refused as decompression bombs."),
+    max_side: int = typer.Option(MAX_SIDE, help="Longest side a ResNet generator is given, in pixels: a longer "
+                                 "image is translated smaller (then resized back), so memory stays bounded."),
 ) -> None:
     """Translate any folder of images with a trained model; unreadable files are reported and skipped."""
     from pipeline.device import pick_device
@@ -49,7 +52,7 @@ def translate_folder(
     with domain_errors(ValueError, FileNotFoundError):
         dev = pick_device(device)
         done, skipped = run(load_model(model_dir, dev), input_dir, output_dir, direction=direction, device=dev,
-                            max_pixels=max_pixels, seed=seed)
+                            max_pixels=max_pixels, seed=seed, max_side=max_side)
     for name, reason in skipped:
         typer.echo(f"skipped {input_dir / name}: {reason}", err=True)
     typer.echo(f"translated {done} images into {output_dir}" + (f"; {len(skipped)} skipped" if skipped else ""))

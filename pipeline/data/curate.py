@@ -20,6 +20,7 @@ from pipeline.data import palette, store
 from pipeline.data.images import BadImage, resize_square
 from pipeline.data.inputs import Inputs, inputs_from_folder, inputs_from_layout, load_input
 from pipeline.data.selection import select
+from pipeline.data.split_check import say_empty_splits
 from pipeline.data.sources import LABEL_FORMATS
 from pipeline.io import atomic_dir
 
@@ -81,12 +82,19 @@ def curate_inputs(inputs: Inputs, out_dir: Path, cfg: CurateConfig, image_size: 
             raise ValueError(f"{inputs.source}: no images left to curate ({chosen.n_filtered_out} filtered out "
                              f"({chosen.filtered}), {len(rejects)} rejected: {_reason_counts(rejects)})")
         split_of, split_source = assign_splits(kept, cfg.split, seed, chosen.split_origin)
+        domain_a = _store_domain_a(chosen.a_format)
+        paired = domain_a != "none" and bool((kept["domain"] == "ab").all())
+        domain_names = _domain_names(inputs, cfg, domain_a)
+        domain_splits = {d: {s: int((in_d & (split_of == s)).sum()) for s in store.SPLITS}
+                         for d, in_d in (("a", (kept["domain"] != "b").to_numpy()),
+                                         ("b", (kept["domain"] != "a").to_numpy()))}
+        say_empty_splits(inputs.source, domain_splits, two_domains=domain_a != "none", paired=paired,
+                         names=domain_names)  # before the arrays are written: stops where training cannot work
         rows = np.flatnonzero(ok)  # staging row of each kept input
         domain_order = {"a": 0, "ab": 1, "b": 2}  # within a split: unpaired A rows, then B rows
         order = np.lexsort((np.arange(len(kept)), kept["domain"].map(domain_order).to_numpy(),
                             pd.Series(split_of).map({s: i for i, s in enumerate(store.SPLITS)}).to_numpy()))
         counts = {s: int((split_of == s).sum()) for s in store.SPLITS}
-        domain_a = _store_domain_a(chosen.a_format)
         for split in store.SPLITS:
             in_split = split_of == split
             b_rows = rows[in_split & kept["domain"].isin(["ab", "b"]).to_numpy()]
@@ -103,9 +111,9 @@ def curate_inputs(inputs: Inputs, out_dir: Path, cfg: CurateConfig, image_size: 
             "image_id": ordered.index,
             "split": split_of[order],
             "domain": ordered["domain"].to_numpy(),
-            "photo_path": np.where(has_b, ordered["file"], ""),
             # the file domain A came from: a label map, an A image, or the A|B image itself
-            "label_path": np.where(has_a, np.where(ordered["a_file"] != "", ordered["a_file"], ordered["file"]), ""),
+            "a_path": np.where(has_a, np.where(ordered["a_file"] != "", ordered["a_file"], ordered["file"]), ""),
+            "b_path": np.where(has_b, ordered["file"], ""),
             "conversions": [conversions[r] for r in rows[order]],
         })
         if chosen.distances is not None:
@@ -116,7 +124,6 @@ def curate_inputs(inputs: Inputs, out_dir: Path, cfg: CurateConfig, image_size: 
         store.write_manifest(tmp, manifest)
         store.write_rejects(tmp, rejects)
         has_labels = chosen.a_format in LABEL_FORMATS
-        paired = domain_a != "none" and bool((kept["domain"] == "ab").all())
         store.write_info(tmp, {
             "image_size": image_size,
             "has_labels": has_labels,
@@ -128,10 +135,8 @@ def curate_inputs(inputs: Inputs, out_dir: Path, cfg: CurateConfig, image_size: 
             "dataset": inputs.dataset,
             "domain_a": domain_a,
             "paired": paired,
-            "domain_names": _domain_names(inputs, cfg, domain_a),
-            "domain_splits": {d: {s: int((in_d & (split_of == s)).sum()) for s in store.SPLITS}
-                              for d, in_d in (("a", (kept["domain"] != "b").to_numpy()),
-                                              ("b", (kept["domain"] != "a").to_numpy()))},
+            "domain_names": domain_names,
+            "domain_splits": domain_splits,
         })
         if len(manifest) + len(rejects) + chosen.n_filtered_out != n_inputs:  # the never-drop-silently invariant
             raise RuntimeError(f"curate lost track of images: {len(manifest)} kept + {len(rejects)} rejected + "

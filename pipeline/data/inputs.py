@@ -16,7 +16,7 @@ import pandas as pd
 
 from pipeline.data.attributes import read_attr_table
 from pipeline.data.images import IMAGE_SUFFIXES, BadImage, load_label, load_label_ids, load_rgb, split_ab
-from pipeline.data.paths import is_listed, link_refusal
+from pipeline.data.paths import is_listed, link_refusal, require_inside
 from pipeline.data.sources import RawLayout, read_items, read_layout
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,8 @@ def inputs_from_folder(images_dir: Path, labels_dir: Path | None = None, attr_pa
 
     With `attr_path` the table's ids are the inputs (an id whose file is missing or ambiguous is
     listed in `missing`); without it, every file named as an image is one (sorted by name). A link
-    that resolves outside `layout.root` (without one: outside its own folder) is listed in `missing`.
+    that resolves outside `layout.root` (without one: outside its own folder) is listed in `missing`;
+    an attribute, partition or landmarks table that does so raises LinkOutsideError.
     """
     images_dir = Path(images_dir)
     labels_dir = None if labels_dir is None else Path(labels_dir)
@@ -77,6 +78,10 @@ def inputs_from_folder(images_dir: Path, labels_dir: Path | None = None, attr_pa
     layout = layout or RawLayout(images=str(images_dir), labels=None if labels_dir is None else str(labels_dir),
                                  dataset="folder")
     root = images_dir if layout.root is None else Path(layout.root)
+    for table_path, what in ((attr_path, "attribute table"), (partition_path, "partition file"),
+                             (landmarks_path, "landmarks table")):
+        if table_path is not None:
+            require_inside(Path(table_path), Path(table_path).parent if layout.root is None else root, what)
     table, files, missing, n_ignored = _table_and_files(images_dir, attr_path, root)
     ids = table.index
     a_files = [str(labels_dir / f"{files[i].stem}.png") if labels_dir is not None else "" for i in ids]

@@ -1,5 +1,7 @@
 """The one link policy of every reader of user data: a file, or a link, must resolve inside the folder
 the user named. A link that escapes it is refused by name; its target is never opened or measured.
+Images are refused one by one (listed with the reason); a table the whole data set depends on (an
+attribute, partition or landmarks file) stops the reader with `LinkOutsideError`.
 """
 from __future__ import annotations
 
@@ -21,3 +23,20 @@ def is_listed(path: Path, root: Path) -> bool:
     that escapes `root` is listed too, whatever it points at, so that it is refused by name rather
     than followed or skipped unseen."""
     return link_refusal(path, root) is not None or path.is_file()
+
+
+class LinkOutsideError(ValueError):
+    """A file the whole data set depends on is a link that resolves outside the folder the user named."""
+
+
+def require_inside(path: Path, root: Path, what: str) -> Path:
+    """`path` when it resolves inside `root`; else LinkOutsideError naming the file, what it is and why.
+
+    For the files a data set cannot be read without (CelebA's attribute, partition and landmarks
+    tables): one of them cannot be skipped the way one image is, so it stops the reader instead.
+    """
+    reason = link_refusal(path, root)
+    if reason is not None:
+        raise LinkOutsideError(f"{path}: the {what} is refused: {reason}; it is not read. Copy the file "
+                               f"into {root}, or name a folder that holds it")
+    return path

@@ -76,7 +76,8 @@ def streets_layout() -> RawLayout:
 
 
 def _first(folder: Path, names: tuple[str, ...]) -> Path | None:
-    return next((folder / n for n in names if (folder / n).exists()), None)
+    # a dangling link counts as present, so that the link policy refuses it by name (not "no such file")
+    return next((folder / n for n in names if (folder / n).exists() or (folder / n).is_symlink()), None)
 
 
 def celeba_layout(root: Path) -> RawLayout:

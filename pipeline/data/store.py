@@ -1,6 +1,6 @@
 """The curated store: decoded uint8 arrays per split plus a manifest, written by `curate`.
 
-    <curated>/manifest.csv          image_id, split, domain, photo_path, label_path, conversions,
+    <curated>/manifest.csv          image_id, split, domain, a_path, b_path, conversions,
                                     [landmark_distance], <attributes...>
     <curated>/rejects.csv           file, reason
     <curated>/info.json             image_size, has_labels, num_classes, class_names, splits, attributes,
@@ -12,8 +12,11 @@
 Domain A is label maps (`domain_a: labels`, painted in Cityscapes colours for the networks), RGB
 images (`images`), or absent (`none`: photos only). A manifest row is a pair (domain "ab": row i of
 both arrays) or, in an unpaired data set (`paired: false`), one image of domain "a" or "b"; each
-array's rows follow the manifest's rows of its domain. Stores written before domains existed lack
-the domain keys and column and read as paired, labelled or photos-only by `has_labels`.
+array's rows follow the manifest's rows of its domain. `a_path` is the file domain A came from (a
+label map, an A image, or the A|B image itself), `b_path` domain B's; each is empty where the row
+has no such domain. Stores written before domains existed lack the domain keys and column and read
+as paired, labelled or photos-only by `has_labels`; their manifests' `label_path` and `photo_path`
+read as `a_path` and `b_path` (read_manifest).
 """
 from __future__ import annotations
 
@@ -34,7 +37,9 @@ INFO = "info.json"
 PHOTOS = "photos.npy"
 LABELS = "labels.npy"
 IMAGES_A = "images_a.npy"
-MANIFEST_COLUMNS = ("image_id", "split", "domain", "photo_path", "label_path", "conversions")
+MANIFEST_COLUMNS = ("image_id", "split", "domain", "a_path", "b_path", "conversions")
+# the columns' names before they were domain-neutral (a CelebA domain-A face was a "label_path")
+_LEGACY_COLUMNS = {"label_path": "a_path", "photo_path": "b_path"}
 LANDMARK_DISTANCE = "landmark_distance"
 DOMAIN_A_KINDS = ("labels", "images", "none")
 REJECT_COLUMNS = ("file", "reason")
@@ -89,6 +94,28 @@ def load_split(curated_dir: Path, split: str, mmap: bool = True) -> SplitArrays:
         images_a = _load_array(curated_dir / split / IMAGES_A, mmap, (len(ids_a), size, size, 3))
     return SplitArrays(photos=photos, labels=labels, ids=ids_b, images_a=images_a,
                        ids_a=ids_a if info["domain_a"] != "none" else [])
+
+
+def read_manifest(curated_dir: Path) -> pd.DataFrame:
+    """manifest.csv with MANIFEST_COLUMNS (as text; "" where empty) whatever version wrote it, then its
+    landmark distances and attributes; StoreError naming the file where it is missing, unreadable or
+    lacks a column."""
+    path = Path(curated_dir) / MANIFEST
+    if not path.is_file():
+        raise StoreError(f"{path}: missing; the store is incomplete (re-run the curate stage)")
+    try:
+        manifest = pd.read_csv(path, dtype={c: str for c in (*MANIFEST_COLUMNS, *_LEGACY_COLUMNS)},
+                               keep_default_na=False)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise StoreError(f"{path}: malformed manifest ({exc})") from None
+    manifest = manifest.rename(columns={old: new for old, new in _LEGACY_COLUMNS.items()
+                                        if old in manifest.columns and new not in manifest.columns})
+    if "domain" not in manifest.columns:  # written before domains existed: every row a pair
+        manifest.insert(2, "domain", "ab")
+    missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
+    if missing:
+        raise StoreError(f"{path}: lacks columns {missing}; re-run the curate stage")
+    return manifest
 
 
 # --------------------------------------------------------------------------- writing (used by curate)

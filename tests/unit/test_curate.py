@@ -14,7 +14,7 @@ from pipeline.data import inputs as inputs_module
 from pipeline.data import palette, store
 from pipeline.data.attributes import filter_by_attributes, read_attr_table, read_partition
 from pipeline.data.curate import curate, split_by_seed
-from pipeline.data.store import StoreError, load_split, read_info
+from pipeline.data.store import StoreError, load_split, read_info, read_manifest
 
 N_IMAGES = 12
 ATTRIBUTES = ("Smiling", "Male", "Eyeglasses")
@@ -63,8 +63,7 @@ def _cfg(**changes) -> CurateConfig:
 
 
 def _manifest(out: Path) -> pd.DataFrame:
-    return pd.read_csv(out / "manifest.csv", dtype={"image_id": str, "label_path": str, "conversions": str},
-                       keep_default_na=False)
+    return read_manifest(out)
 
 
 def _rejects(out: Path) -> pd.DataFrame:
@@ -202,7 +201,7 @@ def test_store_is_consistent_with_the_manifest(celeba: Path, tmp_path: Path) -> 
         assert not (out / split / "labels.npy").exists()
     # each row is the photo it names: the centre 40x40 box of the 40x48 original, resized to SIZE
     first = manifest.iloc[0]
-    photo = Image.open(first["photo_path"]).convert("RGB")
+    photo = Image.open(first["b_path"]).convert("RGB")
     expected = np.asarray(photo.resize((SIZE, SIZE), Image.Resampling.LANCZOS, box=(0, 4, 40, 44)))
     np.testing.assert_array_equal(load_split(out, first["split"], mmap=False).photos[0], expected)
     assert not list(tmp_path.glob(".curated.*"))  # no temporary folders left behind
@@ -298,7 +297,7 @@ def test_label_maps_become_train_ids(celeba: Path, tmp_path: Path) -> None:
         for label in arrays.labels:
             np.testing.assert_array_equal(label, expected)
     manifest = _manifest(out)
-    assert all(Path(p).name == f"{Path(i).stem}.png" for i, p in zip(manifest["image_id"], manifest["label_path"]))
+    assert all(Path(p).name == f"{Path(i).stem}.png" for i, p in zip(manifest["image_id"], manifest["a_path"]))
 
 
 def test_stretch_resizes_photos_and_label_maps_whole_and_says_so(celeba: Path, tmp_path: Path) -> None:
@@ -316,7 +315,7 @@ def test_stretch_resizes_photos_and_label_maps_whole_and_says_so(celeba: Path, t
     assert (manifest["conversions"] == "stretched from 40x48 (aspect not kept)").all()
     first = manifest.iloc[0]
     arrays = load_split(out, first["split"], mmap=False)
-    photo = Image.open(first["photo_path"]).convert("RGB")
+    photo = Image.open(first["b_path"]).convert("RGB")
     np.testing.assert_array_equal(arrays.photos[0],
                                   np.asarray(photo.resize((SIZE, SIZE), Image.Resampling.LANCZOS)))
     expected = np.asarray(Image.fromarray(ids).resize((SIZE, SIZE), Image.Resampling.NEAREST))
@@ -384,3 +383,39 @@ def test_missing_or_malformed_store_raises_naming_the_path(celeba: Path, tmp_pat
         load_split(out, "val")
     with pytest.raises(StoreError, match="no split 'extra'"):
         load_split(out, "extra")
+
+
+def test_manifest_columns_say_which_domain_each_file_holds(tmp_path: Path) -> None:
+    # CelebA's two domains by attribute: domain A is faces, not label maps; the old manifest put a
+    # domain-A face's file under `label_path` and left `photo_path` empty
+    from tests.unit import real_data
+
+    root = real_data.write_celeba(tmp_path / "celeba")
+    out = tmp_path / "curated"
+    curate(root / "img_align_celeba", out, _cfg(domain_a={"Blond_Hair": 1}, domain_b={"Black_Hair": 1},
+                                                use_partition=True),
+           SIZE, seed=0, attr_path=root / "list_attr_celeba.csv", partition_path=root / "list_eval_partition.txt")
+    header = (out / "manifest.csv").read_text().splitlines()[0].split(",")
+    assert header[:6] == ["image_id", "split", "domain", "a_path", "b_path", "conversions"]
+    assert "label_path" not in header and "photo_path" not in header
+    manifest = read_manifest(out)
+    for domain, filled, empty in (("a", "a_path", "b_path"), ("b", "b_path", "a_path")):
+        rows = manifest[manifest["domain"] == domain]
+        assert len(rows) and (rows[empty] == "").all()
+        assert [Path(f).name for f in rows[filled]] == list(rows["image_id"])
+
+
+def test_a_manifest_written_before_the_rename_still_reads(tiny_curated: Path, tmp_path: Path) -> None:
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(tiny_curated, old)
+    current = read_manifest(old)
+    legacy = current.rename(columns={"a_path": "label_path", "b_path": "photo_path"})
+    legacy[["image_id", "split", "photo_path", "label_path", "conversions"]].to_csv(old / "manifest.csv", index=False)
+    again = read_manifest(old)
+    pd.testing.assert_frame_equal(again[list(store.MANIFEST_COLUMNS)], current[list(store.MANIFEST_COLUMNS)])
+    assert load_split(old, "test").ids == load_split(tiny_curated, "test").ids
+    pd.DataFrame({"image_id": ["x"], "split": ["test"]}).to_csv(old / "manifest.csv", index=False)
+    with pytest.raises(StoreError, match=r"manifest.csv: lacks columns \['a_path', 'b_path', 'conversions'\]"):
+        read_manifest(old)

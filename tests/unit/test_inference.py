@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -14,10 +15,12 @@ from PIL import Image
 
 from pipeline.applicability import NotApplicable, write_not_applicable
 from pipeline.checkpoint import export_networks
-from pipeline.inference import load_model, read_translated, translate_folder, translate_split
+from pipeline.inference import (load_model, network_input_size, read_translated, translate_folder,
+                                translate_split)
 from pipeline.io import atomic_dir
 from pipeline.data.store import load_split
 from pipeline.models import METHODS, build_model
+from pipeline.translated import MIN_SIDE
 from tests.conftest import tiny_params
 
 CPU = torch.device("cpu")
@@ -123,6 +126,64 @@ def test_translate_folder_refuses_inputs_sharing_an_output_name_before_writing(e
         translate_folder(load_model(exported["pix2pix"], CPU), src, tmp_path / "out", direction="a_to_b", device=CPU,
                          max_pixels=10**7)
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
+
+
+@pytest.mark.parametrize("names, message", [
+    (("a.JPG", "a.png"), "a.JPG and a.png would both be written as a.png"),
+    (("A.png", "a.png"), "A.png and a.png would both be written as A.png and a.png, one file where case is ignored"),
+    (("Photo.jpeg", "photo.GIF"), "would both be written as Photo.png and photo.png"),
+])
+def test_translate_folder_refuses_names_that_clash_when_case_is_ignored(exported, tmp_path, names, message):
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in names:
+        Image.fromarray(np.full((16, 16, 3), 60, np.uint8)).save(src / name, format="PNG")
+    if len(list(src.iterdir())) < len(names):
+        pytest.skip("this file system ignores letter case")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        translate_folder(load_model(exported["pix2pix"], CPU), src, tmp_path / "out", direction="a_to_b", device=CPU,
+                         max_pixels=10**7)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("height, width", [(1, 10_000), (2, 2000), (10_000, 1), (3, 700), (50, 70), (9, 9)])
+def test_network_input_is_bounded_whatever_the_aspect_ratio(height, width):
+    h, w = network_input_size(height, width, image_size=64, unet_side=4, max_side=1024)
+    assert h % 4 == 0 and w % 4 == 0 and max(h, w) <= 1024 and min(h, w) >= MIN_SIDE
+    assert h * w <= 64 * 1024  # image_size x max_side: the same bound for 1x10000 as for a square
+    if max(height, width) / min(height, width) <= 1024 / 64:  # fits at the training scale: aspect kept
+        assert min(h, w) == 64 and abs(w / h - width / height) < 0.1 * width / height
+    assert network_input_size(height, width, image_size=64, unet_side=64) == (64, 64)  # a U-Net's own size
+
+
+def test_translate_folder_translates_elongated_images_within_max_side(exported, tmp_path, monkeypatch):
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    shapes = {"strip.png": (1, 10_000), "thin.png": (2, 2000), "tall.png": (3000, 2), "wide.png": (40, 90)}
+    for name, shape in shapes.items():
+        Image.fromarray(rng.integers(0, 255, (*shape, 3), dtype=np.uint8)).save(src / name)
+    loaded = load_model(exported["cyclegan"], CPU)  # a ResNet generator: any size, so the bound matters
+    seen = []
+    original = loaded.model.test_outputs
+
+    def spy(source, *args, **kwargs):
+        seen.append(tuple(source.shape[2:]))
+        return original(source, *args, **kwargs)
+
+    monkeypatch.setattr(loaded.model, "test_outputs", spy)
+    out = tmp_path / "out"
+    done, skipped = translate_folder(loaded, src, out, direction="a_to_b", device=CPU, max_pixels=10**7, max_side=256)
+    assert done == 4 and not skipped
+    image_size = loaded.params.image_size
+    # before: 1x10000 went in at 32x320000 (the training scale's shorter side), 2x2000 at 32x32000
+    assert all(max(shape) <= 256 and shape[0] * shape[1] <= image_size * 256 for shape in seen), seen
+    assert (32, 72) in seen  # a 40x90 image keeps the training scale and its aspect ratio
+    for name, (height, width) in shapes.items():
+        with Image.open(out / name) as image:
+            assert image.size == (width, height)
+    with pytest.raises(ValueError, match="max_side must be >= 16, got 8"):
+        translate_folder(loaded, src, tmp_path / "out2", direction="a_to_b", device=CPU, max_pixels=10**7, max_side=8)
 
 
 def test_translate_folder_never_leaves_a_half_written_folder(exported, tmp_path, monkeypatch):

@@ -115,3 +115,74 @@ def test_celeba_allows_links_inside_its_folder_and_refuses_the_others(tmp_path):
     assert rejects["reason"].iat[0] == f"link resolves outside {root.resolve()}"
     assert "000001.jpg" in set(manifest["image_id"]) and len(manifest) == 5
 
+
+
+def _official_text(root: Path, kind: str) -> None:
+    """Rewrite one of the fixture's CelebA tables in the other published format (official text <-> Kaggle CSV)."""
+    if kind == "attributes":  # fixture: Kaggle CSV -> official text (count line, names line, rows)
+        table = pd.read_csv(root / "list_attr_celeba.csv", dtype={"image_id": str})
+        rows = [" ".join([i, *map(str, values)]) for i, *values in table.itertuples(index=False)]
+        (root / "list_attr_celeba.txt").write_text("\n".join([str(len(table)), " ".join(table.columns[1:]), *rows]))
+        (root / "list_attr_celeba.csv").unlink()
+    elif kind == "partition":  # fixture: official text -> Kaggle CSV
+        lines = (root / "list_eval_partition.txt").read_text().split()
+        pairs = [f"{i},{c}" for i, c in zip(lines[::2], lines[1::2])]
+        (root / "list_eval_partition.csv").write_text("\n".join(["image_id,partition", *pairs]) + "\n")
+        (root / "list_eval_partition.txt").unlink()
+    else:
+        lines = (root / "list_landmarks_align_celeba.txt").read_text().splitlines()
+        header = "image_id," + ",".join(lines[1].split())
+        rows = [",".join(line.split()) for line in lines[2:]]
+        (root / "list_landmarks_align_celeba.csv").write_text("\n".join([header, *rows]) + "\n")
+        (root / "list_landmarks_align_celeba.txt").unlink()
+
+
+CELEBA_TABLES = {"attributes": ("list_attr_celeba", "attribute table"),
+                 "partition": ("list_eval_partition", "partition file"),
+                 "landmarks": ("list_landmarks_align_celeba", "landmarks table")}
+
+
+@pytest.mark.parametrize("kind", sorted(CELEBA_TABLES))
+@pytest.mark.parametrize("other_format", [False, True])
+def test_celeba_refuses_an_annotation_file_linked_from_outside(tmp_path, kind, other_format):
+    root = real_data.write_celeba(tmp_path / "celeba", n=6)
+    if other_format:
+        _official_text(root, kind)
+    stem, what = CELEBA_TABLES[kind]
+    table = next(root.glob(f"{stem}.*"))
+    outside = _outside(tmp_path) / table.name
+    table.rename(outside)
+    table.symlink_to(outside)  # the same content, outside data.path: was read as the data set's table
+    with pytest.raises(ValueError, match=f"{table}: the {what} is refused: link resolves outside") as caught:
+        _curate_real(tmp_path, DataConfig(source="celeba", path=str(root)))
+    assert f"Copy the file into {root.resolve()}" in str(caught.value)
+    assert not (tmp_path / "curated").exists()
+
+    # the same table linked from inside the folder is read
+    table.unlink()
+    (root / "tables").mkdir()
+    outside.rename(root / "tables" / table.name)
+    table.symlink_to(Path("tables") / table.name)
+    (tmp_path / "again").mkdir()
+    manifest, _ = _curate_real(tmp_path / "again", DataConfig(source="celeba", path=str(root)))
+    assert len(manifest) == 6
+
+
+def test_a_dangling_annotation_link_is_refused_by_the_policy_not_reported_missing(tmp_path):
+    root = real_data.write_celeba(tmp_path / "celeba", n=6)
+    (root / "list_attr_celeba.csv").unlink()
+    (root / "list_attr_celeba.csv").symlink_to(tmp_path / "gone.csv")
+    with pytest.raises(ValueError, match="attribute table is refused: link resolves outside"):
+        _curate_real(tmp_path, DataConfig(source="celeba", path=str(root)))
+
+
+def test_curate_refuses_an_annotation_file_linked_from_outside_after_prepare(tmp_path):
+    root = real_data.write_celeba(tmp_path / "celeba", n=6)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    prepare_real(DataConfig(source="celeba", path=str(root)), raw, tmp_path / "sheet.png")
+    table = root / "list_landmarks_align_celeba.txt"
+    table.rename(_outside(tmp_path) / table.name)
+    table.symlink_to(tmp_path / "elsewhere" / table.name)
+    with pytest.raises(ValueError, match="landmarks table is refused: link resolves outside"):
+        curate_raw(raw, tmp_path / "curated", CurateConfig(), 32, seed=0)

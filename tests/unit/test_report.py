@@ -210,7 +210,7 @@ def write_tree(root: Path, metrics: dict[str, dict]) -> dict[str, Path]:
     np.save(test / "photos.npy", rng.integers(0, 256, (len(IDS), SIZE, SIZE, 3), dtype=np.uint8))
     np.save(test / "labels.npy", rng.integers(0, 19, (len(IDS), SIZE, SIZE), dtype=np.uint8))
     write_manifest(paths["curated_dir"], pd.DataFrame({"image_id": IDS, "split": "test", "domain": "ab",
-                                                      "photo_path": "p", "label_path": "l", "conversions": ""}))
+                                                      "a_path": "l", "b_path": "p", "conversions": ""}))
     write_info(paths["curated_dir"], {"image_size": SIZE, "has_labels": True, "num_classes": 19,
                                       "class_names": [], "splits": {"test": len(IDS)}, "attributes": []})
     keys = {"pix2pix": ["g_gan", "g_l1", "d_real", "d_fake"], "cyclegan": ["g_gan_a", "cycle_a", "d_a"],
@@ -334,3 +334,53 @@ def test_build_report_refuses_a_figures_folder_holding_the_contact_sheet(tmp_pat
     with pytest.raises(ValueError, match="contact sheet"):
         build_report(**paths, params=Params(), commit="x")
     assert paths["contact_sheet"].is_file()
+
+
+def test_facades_b_to_a_report_names_each_domain_one_way(tmp_path):
+    """With direction b_to_a the store's domain A is the folders' right halves: headings, captions and
+    grid columns all say so by the same names (captions said "photos" and "domain A")."""
+    from pipeline.config import CurateConfig, DataConfig
+    from pipeline.data.adapters import prepare_real
+    from pipeline.data.curate import curate_raw
+    from pipeline.data.store import load_split
+    from tests.unit import real_data
+
+    root = real_data.write_pix2pix(tmp_path / "facades")
+    paths = write_tree(tmp_path / "repo", {})
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    prepare_real(DataConfig(source="pix2pix_folders", path=str(root), direction="b_to_a"), raw,
+                 paths["contact_sheet"])
+    import shutil
+    shutil.rmtree(paths["curated_dir"])
+    curate_raw(raw, paths["curated_dir"], CurateConfig(), SIZE, seed=0)
+    test = load_split(paths["curated_dir"], "test")
+    shutil.rmtree(paths["translated_dir"])
+    for method, kinds in {"pix2pix": ["fake_b"], "cyclegan": ["fake_b", "fake_a"],
+                          "bicyclegan": ["fake_b", "encoded", "samples/0", "samples/1"]}.items():
+        folder = paths["translated_dir"] / method
+        for kind in kinds:
+            for image_id in test.ids:
+                _png(folder / kind / f"{Path(image_id).stem}.png", 90)
+        (folder / "ids.txt").write_text("".join(f"{i}\n" for i in test.ids_a))
+        (folder / "ids_b.txt").write_text("".join(f"{i}\n" for i in test.ids))
+    scores = {"dataset": "pix2pix_folders", "ssim": 0.4, "psnr": 15.0, "l1": 0.2}
+    metrics = {"pix2pix": scores, "cyclegan": {**scores, "photo_to_a": {"ssim": 0.2, "psnr": 12.0, "l1": 0.3}},
+               "bicyclegan": {**scores, "diversity": {"pixel_l1": 0.1}}}
+    for name, value in metrics.items():
+        write_metrics(paths["metrics_dir"] / f"{name}.json", value)
+    text = build_report(**paths, params=Params(), commit="x", n_images=2).read_text()
+    right, left = "B (right halves)", "A (left halves)"
+
+    def section(heading: str) -> str:
+        return text.split(f"## {heading}\n")[1].split("\n## ")[0]
+
+    assert f"scored against the real test {left}." in section(f"Image similarity ({right} → {left})")
+    assert f"scored against the real test {right}." in section(f"Image similarity ({left} → {right})")
+    assert f"of the real {left}" in section("Diversity and realism")
+    # each grid's title names its direction as its columns name the input and the real image
+    grids = re.findall(r"\*\*\w+: (.+?) → (.+?)\*\* \(columns: input \((.+?)\) \|.*\| real \((.+)\)\)", text)
+    assert len(grids) == 4 and all(source == column_in and target == column_real
+                                   for source, target, column_in, column_real in grids), grids
+    body = text.split("\n## ", 1)[1].split("## Data\n")[0]  # the sections, before the data and provenance
+    assert "domain A" not in body and "domain B" not in body and "photo" not in body.lower()
