@@ -12,20 +12,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pathlib import Path
+
 import pandas as pd
 import yaml
 
 from pipeline.config import ConfigError, Params, flatten, params_from_dict
+from pipeline.io import record_path
 from pipeline.models import METHODS
 from pipeline.report import fmt, markdown_table
 
 Overrides = Mapping[str, Any]  # dotted params key -> value, as `dvc exp run -S key=value`
 
-# FCN-scores of the labels -> photo direction, as the papers' ablation tables report them
+# FCN-scores of the labels -> photo direction, as the papers' ablation tables report them (the
+# score names of the metrics files, pipeline.evaluation.SCORES)
 FCN_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("labels_to_photo.per_pixel_acc", "Per-pixel acc."),
-    ("labels_to_photo.per_class_acc", "Per-class acc."),
-    ("labels_to_photo.class_iou", "Class IOU"),
+    ("pixel_acc", "Per-pixel acc."),
+    ("class_acc", "Per-class acc."),
+    ("class_iou", "Class IOU"),
 )
 # pix2pix's rows also give their L1 to the test photos: L1 alone should beat the median painting's
 PAIRED_COLUMNS: tuple[tuple[str, str], ...] = (*FCN_COLUMNS, ("l1", "L1 to the photo"))
@@ -51,6 +55,11 @@ class Study:
     @property
     def metrics_file(self) -> str:
         return f"reports/metrics/{self.method}.json"
+
+    @property
+    def record_file(self) -> str:
+        """The record beside the metrics file: it names the row's MLflow run."""
+        return record_path(Path(self.metrics_file)).as_posix()
 
 
 # --------------------------------------------------------------------------- the presets
@@ -273,14 +282,22 @@ def study_row(experiment: str | None) -> tuple[Study, str, str] | None:
     return None
 
 
+def method_params(params: Params, method: str) -> dict[str, Any]:
+    """The flat params that can change `method`'s run: the shared ones and the method's own section
+    and loss weights, without the other methods' (from the method table, so a new method needs no
+    edit here). What a method's MLflow run logs, so that comparing runs shows what differs."""
+    others = {spec.section for name, spec in METHODS.items() if name != method}
+    foreign = {w for m in METHOD_WEIGHTS if m != method for w in METHOD_WEIGHTS[m]} - set(METHOD_WEIGHTS.get(method, ()))
+    return {key: value for key, value in params.as_flat_dict().items()
+            if key not in foreign and key.split(".")[0] not in others}
+
+
 def changed_params(params: Params, method: str) -> str:
     """`key=value, ...` for the params that differ from the code's defaults (`Params()`), leaving
     out the other methods' sections and loss weights (they cannot change this method's run)."""
-    others = {spec.section for name, spec in METHODS.items() if name != method}
-    foreign = {w for m in METHOD_WEIGHTS if m != method for w in METHOD_WEIGHTS[m]} - set(METHOD_WEIGHTS.get(method, ()))
-    ours, base = params.as_flat_dict(), Params().as_flat_dict()
-    changed = [f"{key}={render_value(value)}" for key, value in sorted(ours.items())
-               if value != base.get(key) and key not in foreign and key.split(".")[0] not in others]
+    base = Params().as_flat_dict()
+    changed = [f"{key}={render_value(value)}" for key, value in sorted(method_params(params, method).items())
+               if value != base.get(key)]
     return ", ".join(changed) or "none"
 
 
@@ -366,8 +383,9 @@ def ablation_rows(study: Study, experiments: list[dict[str, Any]], budget: str =
         name = exp_name(study, label, budget)
         exp = by_name.get(name)
         metrics = (exp or {}).get("metrics", {}).get(study.metrics_file, {})
+        run_id = ((exp or {}).get("run_ids") or {}).get(study.metrics_file)
         rows.append({"label": label, "experiment": name, "status": exp["status"] if exp else NOT_RUN,
-                     "overrides": dict(overrides), "mlflow_run_id": metrics.get("mlflow_run_id"),
+                     "overrides": dict(overrides), "mlflow_run_id": run_id,
                      "metrics": {key: metrics.get(key) for key, _ in study.metric_columns}})
     return rows
 

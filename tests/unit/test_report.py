@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from pipeline.config import Params
-from pipeline.io import details_path, read_metrics, write_metrics
+from pipeline.evaluation import scores_of
+from pipeline.io import read_metrics, record_path, write_metrics
 from pipeline.report import (UPPER_BOUND, build_report, class_frequency_table, diversity_table, fmt,
                              image_metrics_table, labels_to_photo_table, load_metrics, markdown_table,
                              load_timings, not_applicable_notes, params_diff_table, per_class_iou_table,
@@ -55,14 +56,30 @@ def fixture_metrics() -> dict[str, dict]:
 def test_metrics_files_keep_scalars_and_per_class_tables_apart(tmp_path):
     record = fixture_metrics()["data"] | {"labels_to_photo": fcn(0.5), "diversity": {"pixel_l1": 0.1}}
     path = tmp_path / "m.json"
-    write_metrics(path, record)
+    write_metrics(path, scores_of(record), record)
     shown = json.loads(path.read_text())  # what `dvc metrics show` flattens
-    assert "class_coverage" not in shown and "per_class_iou" not in shown["labels_to_photo"]
-    assert shown["labels_to_photo"]["per_pixel_acc"] == 0.5 and shown["diversity"] == {"pixel_l1": 0.1}
-    assert set(json.loads(details_path(path).read_text())) == {"class_coverage", "labels_to_photo"}
+    assert "class_coverage" not in shown and "per_class_iou" not in shown
+    assert shown == {"pixel_acc": 0.5, "class_acc": 0.25, "class_iou": 0.5 / 3}  # pixel diversity: record only
+    assert {"class_coverage", "labels_to_photo"} <= set(json.loads(record_path(path).read_text()))
     assert read_metrics(path) == json.loads(json.dumps(record))
-    details_path(path).unlink()  # a metrics file alone still reads
+    record_path(path).unlink()  # a metrics file alone still reads
     assert read_metrics(path) == shown
+
+
+def test_metrics_files_hold_scores_only(tmp_path):
+    """Run ids, names, times, per-class tables and data sets live in the record, never in the file
+    DVC compares, so that `dvc metrics diff` reports score changes alone; a score keeps one name."""
+    metrics = fixture_metrics()
+    for name in ("pix2pix", "cyclegan", "bicyclegan", "real_photos"):
+        path = tmp_path / f"{name}.json"
+        write_metrics(path, scores_of(metrics[name]), {**metrics[name], "dataset": "streets"})
+        shown = json.loads(path.read_text())
+        assert shown and all(type(v) is float for v in shown.values()), shown  # flat: name -> number
+        assert not {"mlflow_run_id", "seconds", "dataset", "device"} & set(shown)
+        assert shown["pixel_acc"] == metrics[name]["labels_to_photo"]["per_pixel_acc"]  # upper bound too
+        assert read_metrics(path)["mlflow_run_id"] == metrics[name]["mlflow_run_id"]
+    with pytest.raises(ValueError, match="numbers only"):
+        write_metrics(tmp_path / "bad.json", {"mlflow_run_id": "abc"}, {})
 
 
 def test_labels_to_photo_table_rows_in_the_papers_order():
@@ -196,8 +213,12 @@ def write_tree(root: Path, metrics: dict[str, dict]) -> dict[str, Path]:
         ("curated_dir", "data/curated"), ("models_dir", "data/models"), ("figures_dir", "reports/figures/report"),
         ("contact_sheet", "reports/figures/contact_sheet.png"), ("out", "reports/report.md")]}
     paths["metrics_dir"].mkdir(parents=True)
-    for name, value in metrics.items():
-        write_metrics(paths["metrics_dir"] / f"{name}.json", value)  # as the stages write them
+    for name, value in metrics.items():  # as the stages write them: baselines and data statistics whole
+        path = paths["metrics_dir"] / f"{name}.json"
+        if name in ("baseline", "data"):
+            path.write_text(json.dumps(value))
+        else:
+            write_metrics(path, scores_of(value), value)
     rng = np.random.default_rng(0)
     test = paths["curated_dir"] / "test"
     test.mkdir(parents=True)
