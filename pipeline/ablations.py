@@ -364,15 +364,29 @@ def parse_exp_show(json_text: str) -> list[dict[str, Any]]:
             params = (params_files.get("params.yaml") or {}).get("data") or {}
             metrics = {path: _flat((value or {}).get("data") or {})
                        for path, value in (body.get("metrics") or {}).items()}
+            curated = ((body.get("deps") or {}).get(CURATED) or {})
             found.append({"name": entry.get("name") or rev.get("name"), "rev": rev.get("rev") or body.get("rev"),
                           "baseline": base.get("rev"), "timestamp": body.get("timestamp"), "status": status,
+                          "data_hash": curated.get("hash") if isinstance(curated, dict) else None,
                           "params": flatten(params) if isinstance(params, dict) else {},
                           "metrics": {} if status != "success" else metrics})
     return found
 
 
+CURATED = "data/curated"  # the curated store every training reads: its DVC hash names the data set
+# the params that make a data set: a study's rows are shown with a run's tables only if these match
+DATA_KEYS_PREFIXES = ("data.", "curate.")
+DATA_KEYS = ("image_size", "seed")
+
+
+def data_params(flat: dict[str, Any]) -> dict[str, Any]:
+    """The flat params that define the data set a run trained and was scored on."""
+    return {k: v for k, v in sorted(flat.items()) if k in DATA_KEYS or k.startswith(DATA_KEYS_PREFIXES)}
+
+
 def ablation_rows(study: Study, experiments: list[dict[str, Any]], budget: str = "default") -> list[dict[str, Any]]:
-    """One record per study row: its experiment (the newest of that name), status and metrics."""
+    """One record per study row: its experiment (the newest of that name), status and metrics, and
+    its provenance: the commit it ran from, when, its training steps and its data set's params."""
     by_name: dict[str, dict[str, Any]] = {}
     for exp in experiments:
         name = exp.get("name")
@@ -384,36 +398,72 @@ def ablation_rows(study: Study, experiments: list[dict[str, Any]], budget: str =
         exp = by_name.get(name)
         metrics = (exp or {}).get("metrics", {}).get(study.metrics_file, {})
         run_id = ((exp or {}).get("run_ids") or {}).get(study.metrics_file)
+        params = (exp or {}).get("params") or {}
+        section = METHODS[study.method].section
+        steps = [params.get(f"{section}.iters"), params.get(f"{section}.iters_decay")]
         rows.append({"label": label, "experiment": name, "status": exp["status"] if exp else NOT_RUN,
                      "overrides": dict(overrides), "mlflow_run_id": run_id,
-                     "metrics": {key: metrics.get(key) for key, _ in study.metric_columns}})
+                     "metrics": {key: metrics.get(key) for key, _ in study.metric_columns},
+                     "commit": (exp or {}).get("baseline"), "timestamp": (exp or {}).get("timestamp"),
+                     "steps": sum(steps) if all(isinstance(v, int) for v in steps) else None,
+                     "data": data_params(params), "data_hash": (exp or {}).get("data_hash")})
     return rows
 
 
 def ablation_table(study: Study, experiments: list[dict[str, Any]], budget: str = "default") -> pd.DataFrame:
     """The paper's layout: row label, metric columns (or the run's status), DVC experiment, MLflow run."""
+    return study_table(as_json(study, experiments, budget))
+
+
+def study_table(record: dict[str, Any], runs_in_store: set[str] | None = None) -> pd.DataFrame:
+    """A study's table from its record (as_json); with `runs_in_store`, a run missing from the
+    MLflow store is marked so."""
+    columns = [tuple(c) for c in record["metric_columns"]]
     records = []
-    for row in ablation_rows(study, experiments, budget):
+    for row in record["rows"]:
         done = row["status"] == "success"
-        cells = {header: fmt(row["metrics"][key]) if done else row["status"] for key, header in study.metric_columns}
-        records.append({study.row_header: row["label"], **cells, "DVC experiment": row["experiment"],
-                        "MLflow run": row["mlflow_run_id"] or "–"})
-    return pd.DataFrame(records, columns=[study.row_header, *(h for _, h in study.metric_columns),
-                                          "DVC experiment", "MLflow run"])
+        cells = {header: fmt(row["metrics"].get(key)) if done else row["status"] for key, header in columns}
+        run = row.get("mlflow_run_id") or "–"
+        if runs_in_store is not None and run != "–" and run not in runs_in_store:
+            run += " (not in this store)"
+        records.append({record["row_header"]: row["label"], **cells, "DVC experiment": row["experiment"],
+                        "MLflow run": run})
+    return pd.DataFrame(records, columns=[record["row_header"], *(h for _, h in columns), "DVC experiment",
+                                          "MLflow run"])
 
 
 def as_json(study: Study, experiments: list[dict[str, Any]], budget: str = "default") -> dict[str, Any]:
-    """The raw numbers behind a study's table (for reports/ablations.json)."""
-    return {"title": study.title, "paper_table": study.paper_table, "method": study.method,
-            "budget": budget, "caption": study.caption, "rows": ablation_rows(study, experiments, budget)}
+    """The numbers and provenance behind a study's table (reports/ablations.json, which the report reads)."""
+    return {"name": study.name, "title": study.title, "paper_table": study.paper_table, "method": study.method,
+            "budget": budget, "caption": study.caption, "row_header": study.row_header,
+            "metric_columns": [list(c) for c in study.metric_columns],
+            "rows": ablation_rows(study, experiments, budget)}
+
+
+def provenance(record: dict[str, Any]) -> str:
+    """One sentence: the budget, steps per row, the commits the rows ran from, and when."""
+    done = [r for r in record["rows"] if r["status"] == "success"]
+    if not done:
+        return "No row has finished."
+    steps = sorted({r["steps"] for r in done if r.get("steps")})
+    commits = sorted({str(r["commit"])[:9] for r in done if r.get("commit")})
+    days = sorted({str(r["timestamp"])[:10] for r in done if r.get("timestamp")})
+    parts = [f"budget `{record['budget']}`"
+             + (f" ({' / '.join(map(str, steps))} steps per row)" if steps else "")]
+    if commits:
+        parts.append(f"from commit{'s' if len(commits) > 1 else ''} {', '.join(f'`{c}`' for c in commits)}")
+    if days:
+        parts.append(f"on {days[0]}" + (f" to {days[-1]}" if len(days) > 1 else ""))
+    return f"{len(done)} of {len(record['rows'])} rows run: " + ", ".join(parts) + "."
 
 
 def ablations_markdown(studies: list[Study], experiments: list[dict[str, Any]], budget: str = "default") -> str:
-    """reports/ablations.md: one section per study, its caption and its table."""
+    """reports/ablations.md: one section per study, its provenance, caption and table."""
     lines = ["# Ablations", "",
              f"DVC experiments `<study>-{'' if budget == 'default' else budget + '-'}<row>`; "
              "\"not run\", \"queued\" or \"failed\" where no finished experiment was found.", ""]
     for study in studies:
-        lines += [f"## {study.title} ({study.paper_table})", "", study.caption, "",
-                  markdown_table(ablation_table(study, experiments, budget)), ""]
+        record = as_json(study, experiments, budget)
+        lines += [f"## {study.title} ({study.paper_table})", "", provenance(record), "", study.caption, "",
+                  markdown_table(study_table(record)), ""]
     return "\n".join(lines).rstrip() + "\n"

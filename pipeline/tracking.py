@@ -64,6 +64,16 @@ def git_commit(root: Path) -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
+def known_commits(root: Path, commits: set[str]) -> set[str]:
+    """The commits of `commits` that the repository at `root` holds."""
+    found = set()
+    for commit in commits:
+        done = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=root, capture_output=True)
+        if done.returncode == 0:
+            found.add(commit)
+    return found
+
+
 def dvc_experiment() -> str | None:
     """The DVC experiment being run: dvc sets $DVC_EXP_NAME for `dvc exp run`, queued or not."""
     return os.environ.get("DVC_EXP_NAME") or None
@@ -137,6 +147,29 @@ def serve_ui(experiment: str, host: str, port: int, uri: str | None = None) -> i
         return subprocess.run(command).returncode
     except KeyboardInterrupt:
         return 0
+
+
+def runs_in_store(run_ids: list[str], uri: str | None = None) -> set[str] | None:
+    """Which of `run_ids` the store holds; None where the store cannot be read. A sqlite store
+    that does not exist holds none (and is not created by asking)."""
+    uri = uri or tracking_uri()
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        return set()
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+    except Exception as exc:  # noqa: BLE001 - the report notes it and goes on
+        log.warning("MLflow store %s cannot be read (%s: %s)", uri, type(exc).__name__, exc)
+        return None
+    found = set()
+    for run_id in run_ids:
+        try:
+            client.get_run(run_id)
+            found.add(run_id)
+        except Exception:  # noqa: BLE001 - not in this store
+            continue
+    return found
 
 
 def add_to_finished_run(run_id: str, metrics: dict[str, float], artifacts: list[tuple[Path, str]],

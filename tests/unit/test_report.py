@@ -14,10 +14,13 @@ from PIL import Image
 from pipeline.config import Params
 from pipeline.evaluation import scores_of
 from pipeline.io import read_metrics, record_path, write_metrics
-from pipeline.report import (UPPER_BOUND, build_report, class_frequency_table, diversity_table, fmt,
+from pipeline.models import METHODS
+from pipeline.report import (UPPER_BOUND, class_frequency_table, diversity_table, fmt,
                              image_metrics_table, labels_to_photo_table, load_metrics, markdown_table,
-                             load_timings, not_applicable_notes, params_diff_table, per_class_iou_table,
-                             photo_to_labels_table, provenance_table)
+                             load_timings, not_applicable_notes, of_upper_bound, params_diff_table,
+                             per_class_iou_table, photo_to_labels_table, provenance_table)
+from pipeline.report_build import build_report
+from pipeline.report_sections import ablation_section, read_ablations
 
 SIZE = 16
 IDS = ["s0003", "s0001", "s0007"]
@@ -253,10 +256,28 @@ def _links(text: str) -> list[str]:
     return re.findall(r"\]\(([^)]+)\)", text)
 
 
+def write_ablations(path: Path, studies: dict[str, dict]) -> Path:
+    """reports/ablations.json as `ablation-report` writes it: study name -> the params its rows ran with."""
+    from pipeline.ablations import PRESETS, as_json, exp_name
+
+    record = {}
+    for name, flat in studies.items():
+        study = PRESETS[name]
+        experiments = [{"name": exp_name(study, label), "status": "success", "timestamp": "2026-12-01T10:00:00",
+                        "baseline": "abc1234def0", "params": flat,
+                        "metrics": {study.metrics_file: {"pixel_acc": 0.5 + i / 10, "class_acc": 0.3,
+                                                         "class_iou": 0.2, "l1": 0.1}},
+                        "run_ids": {study.metrics_file: f"run-{name}-{i}"}}
+                       for i, (label, _) in enumerate(study.rows)]
+        record[name] = as_json(study, experiments)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return path
+
+
 def test_build_report_writes_every_section_with_existing_image_links(tmp_path):
     paths = write_tree(tmp_path, fixture_metrics())
-    ablations = tmp_path / "reports/ablations.md"
-    ablations.write_text("# Ablations\n\n## pix2pix loss ablation\n\n| Loss |\n|---|\n| L1 |\n")
+    ablations = write_ablations(tmp_path / "reports/ablations.json", {"pix2pix_loss": Params().as_flat_dict()})
     params = dataclasses.replace(Params(), lambda_cyc=5.0)
     out = build_report(**paths, params=params, commit="abc1234", ablations=ablations, n_images=2)
     text = out.read_text()
@@ -288,7 +309,7 @@ def test_build_report_leaves_out_missing_inputs_with_a_note(tmp_path):
     import shutil
     shutil.rmtree(paths["translated_dir"] / "pix2pix")
     paths["contact_sheet"].unlink()
-    text = build_report(**paths, params=Params(), commit="unknown", ablations=tmp_path / "nope.md",
+    text = build_report(**paths, params=Params(), commit="unknown", ablations=tmp_path / "nope.json",
                         n_images=1).read_text()
     assert "Missing inputs" in text and "cyclegan.json` is missing" in text
     assert "no pix2pix example grid" in text and "contact_sheet.png` is missing" in text
@@ -349,3 +370,50 @@ def test_build_report_refuses_a_figures_folder_holding_the_contact_sheet(tmp_pat
     with pytest.raises(ValueError, match="contact sheet"):
         build_report(**paths, params=Params(), commit="x")
     assert paths["contact_sheet"].is_file()
+
+
+# --------------------------------------------------------------------------- a report that stands alone
+
+
+def test_labels_to_photo_rows_give_their_share_of_the_upper_bound():
+    metrics = fixture_metrics()
+    table = of_upper_bound(labels_to_photo_table(metrics), metrics).set_index("Method")
+    assert table.loc["pix2pix", "Of the upper bound"] == "0.79"  # 0.71 / 0.9
+    assert table.loc[UPPER_BOUND, "Of the upper bound"] == "1.00"
+    del metrics["real_photos"]
+    assert "Of the upper bound" not in of_upper_bound(labels_to_photo_table(metrics), metrics)
+
+
+def test_the_report_states_its_setup_and_explains_its_baselines(tmp_path):
+    paths = write_tree(tmp_path, fixture_metrics())
+    text = build_report(**paths, params=Params(), commit="abc1234", n_images=1).read_text()
+    l2p = text.split("## Labels → photo (FCN-score)")[1].split("\n## ")[0]
+    assert "Of the upper bound" in l2p and "Trivial baselines learn nothing" in l2p
+    setup = text.split("\n## Setup\n")[1].split("\n## ")[0]
+    p = Params()
+    assert f"| Image size | {p.image_size} px" in setup and "256 px" in setup
+    for spec in METHODS.values():  # every method of the table: its networks, steps and batch, weights
+        cfg = spec.config(p)
+        assert f"| {spec.title}: networks | generator {cfg.generator}, " in setup
+        assert f"| {spec.title}: training | {cfg.iters + cfg.iters_decay} steps" in setup
+        assert f"batch {cfg.batch_size}" in setup and f"| {spec.title}: loss weights |" in setup
+    assert f"seed {p.seed}" in setup and "cpu" in setup and "FCN-8s" in setup
+    assert "_None: every param is at its default._" not in text
+
+
+def test_the_ablation_section_shows_studies_of_this_data_set_with_their_provenance(tmp_path, monkeypatch):
+    other_data = {**Params().as_flat_dict(), "data.styles": "all"}
+    path = write_ablations(tmp_path / "ablations.json", {"pix2pix_loss": Params().as_flat_dict(),
+                                                         "cyclegan_table4": other_data})
+    studies = read_ablations(path)
+    present = {"run-pix2pix_loss-0", "run-pix2pix_loss-1"}
+    text = "\n".join(ablation_section(studies, Params(), present, "reports/ablations.json", None, set()))
+    assert "### pix2pix loss ablation" in text and "### CycleGAN loss ablation" not in text
+    assert "Not shown (run on another data set, or not run): CycleGAN loss ablation" in text
+    assert "budget `default` (1400 steps per row), from commit `abc1234de`, on 2026-12-01" in text
+    assert "2 of 5 MLflow runs are in this store" in text and "run-pix2pix_loss-4 (not in this store)" in text
+    assert "not in this repository's history" in text
+    # a changed generator changes the curated store, not the params: rows of another store are not shown
+    studies["pix2pix_loss"]["rows"][0]["data_hash"] = "old.dir"
+    assert "### pix2pix loss ablation" not in "\n".join(
+        ablation_section(studies, Params(), present, "reports/ablations.json", "new.dir", set()))
