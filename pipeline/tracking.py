@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -105,9 +106,10 @@ def _stringify(value: Any) -> str:
     return text if len(text) <= 6000 else text[:5997] + "..."  # MLflow's param value limit
 
 
-# MLflow 3's UI opens an experiment on its GenAI screens (traces, evaluations) unless the experiment
-# says it holds model training: this experiment tag (what the UI's "Model training" choice sets)
-# makes it open on the runs table, and runs_url() links straight to that table.
+# MLflow 3's UI opens an experiment on its GenAI screens (traces, usage, evaluations). MLflow marks a
+# model-training experiment with this tag (what the UI's experiment-type choice writes); 3.17's UI
+# still follows its own "GenAI / Model training" switch (default GenAI) over the tag, so runs_url()
+# sets that switch in the link, which lands on the runs table.
 EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
@@ -135,8 +137,6 @@ def runs_url(base: str, experiment_id: str) -> str:
 def serve_ui(experiment: str, host: str, port: int, uri: str | None = None) -> int:
     """Run `mlflow ui` on the store until interrupted, after marking `experiment` as model training
     (for stores made before the mark) and logging the link to its runs table; returns its exit code."""
-    import sys
-
     from mlflow.tracking import MlflowClient
 
     uri = uri or tracking_uri()
