@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make repro   create .venv if needed, then `dvc repro` the default pipeline
 #   make test    create .venv if needed, then run the whole test suite
+# To look at the records: make ui (MLflow), make plots (dvc plots, offline), make exps (dvc exp show)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +9,7 @@ STAMP := $(VENV)/.i2i-installed
 # the venv's tools (python, dvc) must win over any other on PATH: dvc.yaml calls `python -m stages`
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test test-fast bench ui clean-venv
+.PHONY: setup repro test test-fast bench ui plots exps clean-venv
 
 setup: $(STAMP)
 
@@ -29,6 +30,23 @@ test-fast: setup
 
 bench: setup
 	python -m stages bench
+
+# the MLflow UI over mlflow.db; prints the link to the experiment's runs table
+ui: setup
+	python -m stages ui
+
+# dvc plots show, drawn offline: the page template (Vega inlined) comes from the plots_template stage
+plots: setup
+	dvc repro plots_template
+	dvc plots show
+
+# how the experiments differ: only the params and scores that changed, without the dependencies'
+# hashes (the columns named by a path alone); SORT=<metrics file>:<score> sorts, best first, e.g.
+# make exps SORT=reports/metrics/cyclegan.json:pixel_acc
+SORT ?=
+exps: setup
+	dvc exp show --no-pager --only-changed --hide-queued --drop '^[^:]*/[^:]*$$' \
+		$(if $(SORT),--sort-by $(SORT) --sort-order desc)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -12,20 +12,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pathlib import Path
+
 import pandas as pd
 import yaml
 
 from pipeline.config import ConfigError, Params, flatten, params_from_dict
+from pipeline.io import record_path
 from pipeline.models import METHODS
 from pipeline.report import fmt, markdown_table
 
 Overrides = Mapping[str, Any]  # dotted params key -> value, as `dvc exp run -S key=value`
 
-# FCN-scores of the labels -> photo direction, as the papers' ablation tables report them
+# FCN-scores of the labels -> photo direction, as the papers' ablation tables report them (the
+# score names of the metrics files, pipeline.evaluation.SCORES)
 FCN_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("labels_to_photo.per_pixel_acc", "Per-pixel acc."),
-    ("labels_to_photo.per_class_acc", "Per-class acc."),
-    ("labels_to_photo.class_iou", "Class IOU"),
+    ("pixel_acc", "Per-pixel acc."),
+    ("class_acc", "Per-class acc."),
+    ("class_iou", "Class IOU"),
 )
 # pix2pix's rows also give their L1 to the test photos: L1 alone should beat the median painting's
 PAIRED_COLUMNS: tuple[tuple[str, str], ...] = (*FCN_COLUMNS, ("l1", "L1 to the photo"))
@@ -51,6 +55,11 @@ class Study:
     @property
     def metrics_file(self) -> str:
         return f"reports/metrics/{self.method}.json"
+
+    @property
+    def record_file(self) -> str:
+        """The record beside the metrics file: it names the row's MLflow run."""
+        return record_path(Path(self.metrics_file)).as_posix()
 
 
 # --------------------------------------------------------------------------- the presets
@@ -291,14 +300,22 @@ def study_row(experiment: str | None) -> tuple[Study, str, str] | None:
     return None
 
 
+def method_params(params: Params, method: str) -> dict[str, Any]:
+    """The flat params that can change `method`'s run: the shared ones and the method's own section
+    and loss weights, without the other methods' (from the method table, so a new method needs no
+    edit here). What a method's MLflow run logs, so that comparing runs shows what differs."""
+    others = {spec.section for name, spec in METHODS.items() if name != method}
+    foreign = {w for m in METHOD_WEIGHTS if m != method for w in METHOD_WEIGHTS[m]} - set(METHOD_WEIGHTS.get(method, ()))
+    return {key: value for key, value in params.as_flat_dict().items()
+            if key not in foreign and key.split(".")[0] not in others}
+
+
 def changed_params(params: Params, method: str) -> str:
     """`key=value, ...` for the params that differ from the code's defaults (`Params()`), leaving
     out the other methods' sections and loss weights (they cannot change this method's run)."""
-    others = {spec.section for name, spec in METHODS.items() if name != method}
-    foreign = {w for m in METHOD_WEIGHTS if m != method for w in METHOD_WEIGHTS[m]} - set(METHOD_WEIGHTS.get(method, ()))
-    ours, base = params.as_flat_dict(), Params().as_flat_dict()
-    changed = [f"{key}={render_value(value)}" for key, value in sorted(ours.items())
-               if value != base.get(key) and key not in foreign and key.split(".")[0] not in others]
+    base = Params().as_flat_dict()
+    changed = [f"{key}={render_value(value)}" for key, value in sorted(method_params(params, method).items())
+               if value != base.get(key)]
     return ", ".join(changed) or "none"
 
 
@@ -365,15 +382,29 @@ def parse_exp_show(json_text: str) -> list[dict[str, Any]]:
             params = (params_files.get("params.yaml") or {}).get("data") or {}
             metrics = {path: _flat((value or {}).get("data") or {})
                        for path, value in (body.get("metrics") or {}).items()}
+            curated = ((body.get("deps") or {}).get(CURATED) or {})
             found.append({"name": entry.get("name") or rev.get("name"), "rev": rev.get("rev") or body.get("rev"),
                           "baseline": base.get("rev"), "timestamp": body.get("timestamp"), "status": status,
+                          "data_hash": curated.get("hash") if isinstance(curated, dict) else None,
                           "params": flatten(params) if isinstance(params, dict) else {},
                           "metrics": {} if status != "success" else metrics})
     return found
 
 
+CURATED = "data/curated"  # the curated store every training reads: its DVC hash names the data set
+# the params that make a data set: a study's rows are shown with a run's tables only if these match
+DATA_KEYS_PREFIXES = ("data.", "curate.")
+DATA_KEYS = ("image_size", "seed")
+
+
+def data_params(flat: dict[str, Any]) -> dict[str, Any]:
+    """The flat params that define the data set a run trained and was scored on."""
+    return {k: v for k, v in sorted(flat.items()) if k in DATA_KEYS or k.startswith(DATA_KEYS_PREFIXES)}
+
+
 def ablation_rows(study: Study, experiments: list[dict[str, Any]], budget: str = "default") -> list[dict[str, Any]]:
-    """One record per study row: its experiment (the newest of that name), status and metrics."""
+    """One record per study row: its experiment (the newest of that name), status and metrics, and
+    its provenance: the commit it ran from, when, its training steps and its data set's params."""
     by_name: dict[str, dict[str, Any]] = {}
     for exp in experiments:
         name = exp.get("name")
@@ -384,36 +415,73 @@ def ablation_rows(study: Study, experiments: list[dict[str, Any]], budget: str =
         name = exp_name(study, label, budget)
         exp = by_name.get(name)
         metrics = (exp or {}).get("metrics", {}).get(study.metrics_file, {})
+        run_id = ((exp or {}).get("run_ids") or {}).get(study.metrics_file)
+        params = (exp or {}).get("params") or {}
+        section = METHODS[study.method].section
+        steps = [params.get(f"{section}.iters"), params.get(f"{section}.iters_decay")]
         rows.append({"label": label, "experiment": name, "status": exp["status"] if exp else NOT_RUN,
-                     "overrides": dict(overrides), "mlflow_run_id": metrics.get("mlflow_run_id"),
-                     "metrics": {key: metrics.get(key) for key, _ in study.metric_columns}})
+                     "overrides": dict(overrides), "mlflow_run_id": run_id,
+                     "metrics": {key: metrics.get(key) for key, _ in study.metric_columns},
+                     "commit": (exp or {}).get("baseline"), "timestamp": (exp or {}).get("timestamp"),
+                     "steps": sum(steps) if all(isinstance(v, int) for v in steps) else None,
+                     "data": data_params(params), "data_hash": (exp or {}).get("data_hash")})
     return rows
 
 
 def ablation_table(study: Study, experiments: list[dict[str, Any]], budget: str = "default") -> pd.DataFrame:
     """The paper's layout: row label, metric columns (or the run's status), DVC experiment, MLflow run."""
+    return study_table(as_json(study, experiments, budget))
+
+
+def study_table(record: dict[str, Any], runs_in_store: set[str] | None = None) -> pd.DataFrame:
+    """A study's table from its record (as_json); with `runs_in_store`, a run missing from the
+    MLflow store is marked so."""
+    columns = [tuple(c) for c in record["metric_columns"]]
     records = []
-    for row in ablation_rows(study, experiments, budget):
+    for row in record["rows"]:
         done = row["status"] == "success"
-        cells = {header: fmt(row["metrics"][key]) if done else row["status"] for key, header in study.metric_columns}
-        records.append({study.row_header: row["label"], **cells, "DVC experiment": row["experiment"],
-                        "MLflow run": row["mlflow_run_id"] or "–"})
-    return pd.DataFrame(records, columns=[study.row_header, *(h for _, h in study.metric_columns),
-                                          "DVC experiment", "MLflow run"])
+        cells = {header: fmt(row["metrics"].get(key)) if done else row["status"] for key, header in columns}
+        run = row.get("mlflow_run_id") or "–"
+        if runs_in_store is not None and run != "–" and run not in runs_in_store:
+            run += " (not in this store)"
+        records.append({record["row_header"]: row["label"], **cells, "DVC experiment": row["experiment"],
+                        "MLflow run": run})
+    return pd.DataFrame(records, columns=[record["row_header"], *(h for _, h in columns), "DVC experiment",
+                                          "MLflow run"])
 
 
 def as_json(study: Study, experiments: list[dict[str, Any]], budget: str = "default") -> dict[str, Any]:
-    """The raw numbers behind a study's table (for reports/ablations.json)."""
-    return {"title": study.title, "paper_table": study.paper_table, "method": study.method,
-            "budget": budget, "caption": study.caption, "rows": ablation_rows(study, experiments, budget)}
+    """The numbers and provenance behind a study's table (reports/ablations.json, which the report reads)."""
+    return {"name": study.name, "title": study.title, "paper_table": study.paper_table, "method": study.method,
+            "budget": budget, "caption": study.caption, "row_header": study.row_header,
+            "metric_columns": [list(c) for c in study.metric_columns],
+            "rows": ablation_rows(study, experiments, budget)}
+
+
+def provenance(record: dict[str, Any]) -> str:
+    """One sentence: the budget, steps per row, the commits the rows ran from, and when."""
+    done = [r for r in record["rows"] if r["status"] == "success"]
+    if not done:
+        return "No row has finished."
+    steps = sorted({r["steps"] for r in done if r.get("steps")})
+    commits = sorted({str(r["commit"])[:9] for r in done if r.get("commit")})
+    days = sorted({str(r["timestamp"])[:10] for r in done if r.get("timestamp")})
+    parts = [f"budget `{record['budget']}`"
+             + (f" ({' / '.join(map(str, steps))} steps per row)" if steps else "")]
+    if commits:
+        parts.append(f"from commit{'s' if len(commits) > 1 else ''} {', '.join(f'`{c}`' for c in commits)}")
+    if days:
+        parts.append(f"on {days[0]}" + (f" to {days[-1]}" if len(days) > 1 else ""))
+    return f"{len(done)} of {len(record['rows'])} rows run: " + ", ".join(parts) + "."
 
 
 def ablations_markdown(studies: list[Study], experiments: list[dict[str, Any]], budget: str = "default") -> str:
-    """reports/ablations.md: one section per study, its caption and its table."""
+    """reports/ablations.md: one section per study, its provenance, caption and table."""
     lines = ["# Ablations", "",
              f"DVC experiments `<study>-{'' if budget == 'default' else budget + '-'}<row>`; "
              "\"not run\", \"queued\" or \"failed\" where no finished experiment was found.", ""]
     for study in studies:
-        lines += [f"## {study.title} ({study.paper_table})", "", study.caption, "",
-                  markdown_table(ablation_table(study, experiments, budget)), ""]
+        record = as_json(study, experiments, budget)
+        lines += [f"## {study.title} ({study.paper_table})", "", provenance(record), "", study.caption, "",
+                  markdown_table(study_table(record)), ""]
     return "\n".join(lines).rstrip() + "\n"

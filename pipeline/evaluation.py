@@ -21,16 +21,43 @@ from pipeline.data.store import load_split, read_info
 from pipeline.metrics.fcn_score import ConfusionAccumulator, colours_to_ids
 from pipeline.metrics.image import diversity, diversity_lpips, frechet_distance, paired_image_metrics
 from pipeline.device import pick_device
-from pipeline.io import atomic_dir, details_path, write_metrics
+from pipeline.io import atomic_dir, record_path, write_json, write_metrics
 from pipeline.metrics.segmenter import (feature_maps, features, load_segmenter, predict, save_segmenter,
                                         train_segmenter)
-from pipeline.tracking import MlflowTracker, NullTracker, Tracker
+from pipeline.tracking import MlflowTracker, NullTracker, Tracker, add_to_finished_run
 from pipeline.translated import (ENCODED, FAKE_A, FAKE_B, IDS_A, IDS_B, TRANSLATIONS, read_translated,
                                  sample_folders)
 
 log = logging.getLogger(__name__)
 
 FEATURE_SPACE = "segmenter_features"  # named honestly: not Inception, not LPIPS
+
+# The scores a user compares across runs, each under one name wherever it appears: the DVC metrics
+# files (`dvc metrics show/diff`, `dvc exp show`) and the MLflow runs (evaluation metrics of a
+# method's run, and the segmenter run's upper bound). Record key (dotted) -> score name. Short
+# names keep `dvc metrics show` within a terminal; the full record keeps every other number.
+SCORES: dict[str, str] = {
+    "labels_to_photo.per_pixel_acc": "pixel_acc",  # FCN-score, labels -> photo (the papers' Table 1)
+    "labels_to_photo.per_class_acc": "class_acc",
+    "labels_to_photo.class_iou": "class_iou",
+    "photo_to_labels.per_pixel_acc": "label_acc",  # generated label maps, photo -> labels (CycleGAN Table 2)
+    "photo_to_labels.class_iou": "label_iou",
+    "ssim": "ssim",  # outputs against the real test photos
+    "psnr": "psnr",
+    "l1": "l1",
+    "photo_to_a.ssim": "a_ssim",  # B -> A outputs against the real A images (no labels)
+    "photo_to_a.l1": "a_l1",
+    f"fid.{FEATURE_SPACE}": "frechet",  # Frechet distance in the segmenter's features (not Inception FID)
+    f"diversity.{FEATURE_SPACE}": "diversity",  # mean distance between samples of one input
+    "diversity.lpips": "diversity_lpips",  # with LPIPS weights only (evaluate.lpips_weights)
+}  # in the record only: per-class tables, BicycleGAN's all-samples and encoded rows, pixel diversity
+
+
+def scores_of(record: dict[str, Any]) -> dict[str, float]:
+    """The SCORES found in an evaluation record, under their score names."""
+    flat = flatten(record)
+    return {name: float(flat[key]) for key, name in SCORES.items()
+            if isinstance(flat.get(key), (int, float)) and not isinstance(flat.get(key), bool)}
 
 
 def fcn_score(segmenter: nn.Module, photos: np.ndarray, labels: np.ndarray, *, batch_size: int,
@@ -189,8 +216,8 @@ def train_fcn_segmenter(curated: Path, out_dir: Path, *, real_metrics: Path, bas
         reason = f"{curated} has no label maps: the FCN-score and its baselines do not apply"
         with atomic_dir(out_dir) as tmp:
             record = write_not_applicable(tmp, reason)
-        write_metrics(real_metrics, record)
-        write_metrics(baseline_metrics, record)
+        write_metrics(real_metrics, {}, record)
+        write_json(baseline_metrics, record)
         log.info("%s", reason)
         return
     tracker: Tracker = NullTracker()
@@ -213,12 +240,13 @@ def train_fcn_segmenter(curated: Path, out_dir: Path, *, real_metrics: Path, bas
     with atomic_dir(out_dir) as tmp:
         save_segmenter(net, tmp, {"class_names": list(CLASS_NAMES), "trained_on": str(curated),
                                   "segmenter": dataclasses.asdict(seg), "seed": params.seed})
-    tracker.log_metrics({f"real_photos.{k}": v for k, v in real.items() if k != "per_class_iou"}, step=seg.steps)
+    record = {"labels_to_photo": real, "mlflow_run_id": tracker.run_id, "seconds": seconds, "device": str(device)}
+    scores = scores_of(record)  # the methods' score names: the upper bound lines up with their columns
+    tracker.log_metrics(scores, step=seg.steps)
     tracker.log_artifact(out_dir / "segmenter.safetensors", "model")
     tracker.finish()
-    write_metrics(real_metrics, {"labels_to_photo": real, "mlflow_run_id": tracker.run_id, "seconds": seconds,
-                                 "device": str(device)})
-    write_metrics(baseline_metrics, base)
+    write_metrics(real_metrics, scores, record)
+    write_json(baseline_metrics, base)  # reference rows, not a DVC metric: they would widen every table
     log.info("segmenter on real test photos: per-pixel %.3f, per-class %.3f, class IoU %.3f (%.0f s)",
              real["per_pixel_acc"], real["per_class_acc"], real["class_iou"], seconds)
 
@@ -232,7 +260,7 @@ def evaluate_method(method: str, curated: Path, translated: Path, *, segmenter_d
     reason = not_applicable_reason(translated) or not_applicable_reason(model_dir)
     if reason is not None:  # the data set's name lets the report leave out another data set's record
         record = {"applicable": False, "reason": reason, "dataset": read_info(curated)["dataset"]}
-        write_metrics(out, record)
+        write_metrics(out, {}, record)
         log.warning("%s: not evaluated: %s", method, reason)
         return record
     device = pick_device(params.train.device)
@@ -245,15 +273,10 @@ def evaluate_method(method: str, curated: Path, translated: Path, *, segmenter_d
                                     device=device, lpips_weights=lpips)
     run_id = json.loads((model_dir / "config.json").read_text()).get("mlflow_run_id")
     metrics.update(mlflow_run_id=run_id, seconds=time.perf_counter() - started)
-    write_metrics(out, metrics)
-    if run_id:  # the evaluation joins the training's run, so the MLflow UI compares both
-        tracker = MlflowTracker(params.train.mlflow_experiment, run_name=method, run_id=run_id)
-        scalars = {k: v for k, v in flatten(metrics).items()
-                   if isinstance(v, (int, float)) and v is not None and ".per_class_iou." not in k and k != "seconds"}
-        tracker.log_metrics(scalars, step=0)
-        tracker.log_artifact(out, "metrics")
-        tracker.log_artifact(details_path(out), "metrics/per_class")
-        tracker.finish()
+    scores = scores_of(metrics)
+    write_metrics(out, scores, metrics)
+    if run_id:  # the scores join the training's run (left finished, its times kept), so the UI compares both
+        add_to_finished_run(run_id, scores, [(out, "metrics"), (record_path(out), "metrics/record")])
     l2p = metrics.get("labels_to_photo", {})
     log.info("%s: labels->photo per-pixel %s, class IoU %s", method, l2p.get("per_pixel_acc"), l2p.get("class_iou"))
     return metrics

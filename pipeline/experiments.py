@@ -41,6 +41,28 @@ def run_study(study: str, params: Params, params_path: Path, *, budget: str, que
     return commands
 
 
+def attach_run_ids(experiments: list[dict], records: dict[str, str], root: Path) -> None:
+    """Give each finished experiment `run_ids` ({metrics file: MLflow run id}), read from the record
+    beside each metrics file (`records`: metrics file -> record file) as the experiment's commit
+    holds it: the metrics files hold scores only, and `dvc exp show` shows nothing else."""
+    for exp in experiments:
+        if exp.get("status") != "success" or not exp.get("rev"):
+            continue
+        found = {}
+        for metrics_file, record_file in records.items():
+            shown = subprocess.run(["git", "show", f"{exp['rev']}:{record_file}"], cwd=root, capture_output=True,
+                                   text=True)
+            if shown.returncode != 0:  # an experiment of an older layout, or of another method
+                continue
+            try:
+                run_id = json.loads(shown.stdout).get("mlflow_run_id")
+            except (json.JSONDecodeError, AttributeError):
+                continue
+            if run_id:
+                found[metrics_file] = run_id
+        exp["run_ids"] = found
+
+
 def write_ablation_report(study: str, params: Params, *, out: Path, json_out: Path, budget: str, all_commits: bool,
                           tag: bool) -> int:
     """The markdown tables (`out`) and their numbers (`json_out`) of one study, or of every study for
@@ -55,6 +77,7 @@ def write_ablation_report(study: str, params: Params, *, out: Path, json_out: Pa
         experiments = parse_exp_show(shown.stdout)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{' '.join(command)} printed no JSON ({exc})") from None
+    attach_run_ids(experiments, {s.metrics_file: s.record_file for s in studies}, repo_root())
     with atomic_file(out) as tmp:
         tmp.write_text(ablations_markdown(studies, experiments, budget))
     write_json(json_out, {s.name: as_json(s, experiments, budget) for s in studies})

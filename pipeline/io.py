@@ -87,58 +87,33 @@ def write_json(path: Path, data: Any) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-# Per-class tables would make `dvc metrics show` hundreds of columns wide: a metrics file keeps the
-# scalars and a sibling file under per_class/ keeps the tables; readers merge the two.
-DETAIL_KEYS = frozenset({"per_class_iou", "class_coverage"})
-DETAILS_DIR = "per_class"
+# A DVC metrics file holds scores only, one number under one short name each, so that `dvc metrics
+# show` fits a terminal and `dvc metrics diff` reports nothing but score changes. The whole record
+# the scores came from (per-class tables, every score, names, MLflow run id, times) is written
+# beside it, in a file no stage declares as a metric; readers take the record. (The folder's name
+# predates the records: the evaluate stage declares reports/metrics/per_class/<method>.json.)
+RECORDS_DIR = "per_class"
 
 
-def details_path(metrics_path: Path) -> Path:
-    """Where the per-class tables of the metrics file `metrics_path` are kept."""
-    return Path(metrics_path).parent / DETAILS_DIR / Path(metrics_path).name
+def record_path(metrics_path: Path) -> Path:
+    """Where the whole record behind the metrics file `metrics_path` is kept."""
+    return Path(metrics_path).parent / RECORDS_DIR / Path(metrics_path).name
 
 
-def _split_details(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    scalars, details = {}, {}
-    for key, value in record.items():
-        if key in DETAIL_KEYS:
-            details[key] = value
-        elif isinstance(value, dict):
-            scalars[key], inner = _split_details(value)
-            if inner:
-                details[key] = inner
-        else:
-            scalars[key] = value
-    return scalars, details
-
-
-def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """`base` with `extra`'s keys set, nested mappings merged key by key (neither argument changes)."""
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def write_metrics(path: Path, record: dict[str, Any]) -> None:
-    """`record` less its per-class tables to `path` (a DVC metrics file); the tables to details_path."""
-    scalars, details = _split_details(record)
-    write_json(details_path(path), details)
-    write_json(path, scalars)
+def write_metrics(path: Path, scores: dict[str, float], record: dict[str, Any]) -> None:
+    """`scores` (flat name -> number) to `path`, a DVC metrics file; `record` to record_path(path)."""
+    bad = {k: v for k, v in scores.items() if isinstance(v, bool) or not isinstance(v, (int, float))}
+    if bad:
+        raise ValueError(f"{path}: a metrics file holds numbers only, got {bad}")
+    write_json(record_path(path), record)
+    write_json(path, scores)
 
 
 def read_metrics(path: Path) -> Any:
-    """A metrics file with its per-class tables merged back in (when the details file exists)."""
-    value = json.loads(Path(path).read_text())
-    extra = details_path(path)
-    if isinstance(value, dict) and extra.is_file():
-        details = json.loads(extra.read_text())
-        if isinstance(details, dict):
-            value = deep_merge(value, details)
-    return value
+    """The whole record behind a metrics file, or the metrics file itself where it has none (a
+    file that is no DVC metric, such as baseline.json, holds its record alone)."""
+    record = record_path(path)
+    return json.loads((record if record.is_file() else Path(path)).read_text())
 
 
 # Under DVC each stage's whole command is timed (loading, training, writing) for the report's

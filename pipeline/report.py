@@ -1,7 +1,6 @@
-"""The `report` stage's library: metric tables in the papers' layout, and reports/report.md.
-
-Each table is a pure function of the loaded metrics returning a DataFrame of display strings, so
-tests check tables without files; `markdown_table` renders one, `build_report` writes the report.
+"""The report's tables: metric tables in the papers' layout, each a pure function of the loaded
+metrics returning a DataFrame of display strings, so tests check tables without files;
+`markdown_table` renders one. pipeline.report_build writes reports/report.md from them.
 """
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +108,19 @@ def fcn_table(metrics: dict[str, dict[str, Any]], direction: str) -> pd.DataFram
 
 def labels_to_photo_table(metrics: dict[str, dict[str, Any]]) -> pd.DataFrame:
     return fcn_table(metrics, "labels_to_photo")
+
+
+def of_upper_bound(table: pd.DataFrame, metrics: dict[str, dict[str, Any]],
+                   direction: str = "labels_to_photo") -> pd.DataFrame:
+    """`table` (fcn_table's) with each row's per-pixel accuracy as a share of the real photos'."""
+    bound = (metrics.get(REAL, {}).get(direction) or {}).get("per_pixel_acc")
+    if not isinstance(bound, (int, float)) or not bound:
+        return table
+    scores = dict(_fcn_rows(metrics, direction))
+    shares = [fmt(scores[label].get("per_pixel_acc") / bound, 2)
+              if isinstance(scores.get(label, {}).get("per_pixel_acc"), (int, float)) else DASH
+              for label in table["Method"]]
+    return table.assign(**{"Of the upper bound": shares})
 
 
 def photo_to_labels_table(metrics: dict[str, dict[str, Any]]) -> pd.DataFrame:
@@ -269,168 +280,3 @@ def provenance_table(metrics: dict[str, dict[str, Any]], summaries: dict[str, di
                           "MLflow run": r["run"] or DASH, "Details": r["details"]}
                          for st, r in sorted(rows.items(), key=lambda kv: _stage_rank(kv[0]))],
                         columns=["Stage", "Wall time (s)", "Device", "MLflow run", "Details"])
-
-
-# --------------------------------------------------------------------------- the report
-
-
-def _link(path: Path, base: Path) -> str:
-    return Path(os.path.relpath(Path(path).resolve(), Path(base).resolve())).as_posix()
-
-
-def _table_section(title: str, table: pd.DataFrame, caption: str, empty: str) -> list[str]:
-    return [f"## {title}", "", caption, "", markdown_table(table) if len(table) else f"_{empty}_", ""]
-
-
-def _demote(markdown: str) -> list[str]:
-    """An included markdown file under our `## Ablations`: drop its title, push its headings down."""
-    lines = markdown.strip().splitlines()
-    if lines and lines[0].startswith("# "):
-        lines = lines[1:]
-    return [("#" + line) if line.startswith("#") else line for line in lines]
-
-
-def _data_set(curated_dir: Path) -> dict[str, Any]:
-    """What the curated store says about the data set (labels? pairs? domain names); a store that
-    cannot be read counts as the embedded, labelled and paired one, and its grids note the error."""
-    from pipeline.data.store import StoreError, read_info
-
-    try:
-        info = read_info(curated_dir)
-    except StoreError:
-        return {"dataset": "streets", "has_labels": True, "paired": True, "a": "labels", "b": "photo"}
-    names = info["domain_names"]
-    return {"dataset": info["dataset"], "has_labels": bool(info["has_labels"]), "paired": bool(info["paired"]),
-            "a": names.get("a") or "A", "b": names.get("b") or "B"}
-
-
-def build_report(*, metrics_dir: Path, losses_dir: Path, translated_dir: Path, curated_dir: Path,
-                 models_dir: Path, figures_dir: Path, contact_sheet: Path, out: Path, params: Params,
-                 commit: str, ablations: Path | None = None, timings_dir: Path | None = None,
-                 n_images: int = 6) -> Path:
-    """Write `out` (markdown) and its figures under `figures_dir` (replaced whole); returns `out`.
-
-    Missing inputs leave their rows or sections out with a note; they never stop the report.
-    """
-    from pipeline.io import atomic_dir, atomic_file
-    from pipeline.report_figures import loss_figure, translation_grids
-
-    if Path(figures_dir).resolve() in Path(contact_sheet).resolve().parents:
-        raise ValueError(f"figures_dir {figures_dir} holds the contact sheet {contact_sheet}, and the report "
-                         "replaces that folder whole; give the report a folder of its own (reports/figures/report)")
-    metrics, notes = load_metrics(metrics_dir)
-    base = Path(out).parent
-    data_set = _data_set(Path(curated_dir))
-    for method in METHODS:  # e.g. pix2pix's metrics of an earlier data set, when only CycleGAN ran on this one
-        other = metrics.get(method, {}).get("dataset")
-        if other is not None and other != data_set["dataset"]:
-            del metrics[method]
-            notes.append(f"`{method}.json` scores data set `{other}`, not `{data_set['dataset']}`: its rows are "
-                         "left out.")
-    untrained = methods_not_applicable(metrics)  # listed under the notes; no grids, no loss curves
-    lines = ["# Image-to-image translation: results", ""]
-    if data_set["has_labels"]:
-        lines += [f"Generated by the `report` stage from commit `{commit}`. FCN-scores are those of the "
-                  "segmenter trained in this pipeline, on the test split.", ""]
-        body = _table_section(
-            "Labels → photo (FCN-score)", labels_to_photo_table(metrics),
-            "Translated test label maps, segmented back into labels, as in CycleGAN Table 1 / pix2pix Table 1. "
-            "The upper bound segments the real test photos.", "No labels → photo scores.")
-        body += _table_section(
-            "Photo → labels", photo_to_labels_table(metrics),
-            "Scores of the predicted label maps against the true ones, as in CycleGAN Table 2.",
-            "No method translated photo → labels.")
-        body += _table_section("Per-class IoU (labels → photo)", per_class_iou_table(metrics),
-                               f"{DASH}: the class is absent from both truth and prediction.", "No per-class scores.")
-        forward = "labels → photo"
-    else:
-        lines += [f"Generated by the `report` stage from commit `{commit}`, on the test split of "
-                  f"`{data_set['dataset']}`, which has no label maps: the tables show the metrics that apply.", ""]
-        body = []
-        forward = f"{data_set['a']} → {data_set['b']}"
-    if len(untrained) == len(METHODS):
-        lines += [f"No method applies to `{data_set['dataset']}`, so nothing was trained on it (see the notes "
-                  "below); translate its images with a model trained on another data set "
-                  "(`python -m stages translate-folder`).", ""]
-    if data_set["paired"]:
-        # headings and captions name the domains alike, by the store's names (a facades store made
-        # with direction b_to_a calls its domain A "B (right halves)": never "domain A" in a caption)
-        body += _table_section(f"Image similarity ({forward})", image_metrics_table(metrics),
-                               f"One output per input, scored against the real test {data_set['b']}.",
-                               "No image metrics.")
-        backward = image_metrics_table(metrics, "photo_to_a")
-        if len(backward):
-            body += _table_section(f"Image similarity ({data_set['b']} → {data_set['a']})", backward,
-                                   f"One output per input, scored against the real test {data_set['a']}.", "")
-    realism = diversity_table(metrics)
-    if data_set["has_labels"] or len(realism):
-        body += _table_section(
-            "Diversity and realism", realism,
-            "Diversity: mean distance between samples of the same input (higher is more diverse). Realism: "
-            f"Fréchet distance between the feature statistics of the outputs and of the real {data_set['b']} "
-            "(lower is better).",
-            "No diversity or realism metrics.")
-    skipped = not_applicable_notes(metrics)
-    if skipped:
-        body += ["## Methods not trained and metrics that do not apply", "", *(f"- {note}" for note in skipped), ""]
-
-    body += ["## Example translations", ""]
-    figure_lines, loss_lines = [], ["## Training losses", ""]
-    with atomic_dir(Path(figures_dir)) as tmp_figures:
-        for method in (m for m in METHODS if m not in untrained):
-            translated = Path(translated_dir) / method
-            if not translated.is_dir():
-                notes.append(f"`{translated}` is missing: no {METHOD_NAMES[method]} example grid.")
-            else:
-                try:
-                    grids = translation_grids(method, translated, Path(curated_dir), tmp_figures, n_images)
-                except (OSError, ValueError) as exc:  # StoreError is a ValueError
-                    notes.append(f"{METHOD_NAMES[method]} example grid left out: {exc}")
-                    grids = []
-                for grid in grids:
-                    title, final = f"{METHOD_NAMES[method]}: {grid.direction}", Path(figures_dir) / grid.path.name
-                    figure_lines += [f"**{title}** (columns: {' | '.join(grid.columns)})", "",
-                                     f"![{title}]({_link(final, base)})", ""]
-            csv = Path(losses_dir) / f"{method}.csv"
-            if not csv.is_file():
-                notes.append(f"`{csv}` is missing: no {METHOD_NAMES[method]} loss curves.")
-                continue
-            try:
-                png = loss_figure(csv, tmp_figures / f"losses_{method}.png", METHOD_NAMES[method])
-            except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-                notes.append(f"{METHOD_NAMES[method]} loss curves left out: {exc}")
-                continue
-            loss_lines += [f"![{METHOD_NAMES[method]} losses]({_link(Path(figures_dir) / png.name, base)})", ""]
-    body += (figure_lines or ["_No translations to show._", ""]) + loss_lines
-    body += ["Faint lines: logged values; solid: a moving average over 5 % of the run." if len(loss_lines) > 2
-             else "_No loss curves._", ""]
-
-    body += ["## Data", ""]
-    if Path(contact_sheet).is_file():
-        body += [f"Contact sheet: [{Path(contact_sheet).name}]({_link(contact_sheet, base)})", "",
-                 f"![contact sheet]({_link(contact_sheet, base)})", ""]
-    else:
-        notes.append(f"`{contact_sheet}` is missing: no contact sheet.")
-    data = metrics.get(DATA, {})
-    if data.get("images"):
-        body += ["Images per split:", "", markdown_table(images_table(data)), ""]
-    if data.get("class_coverage"):
-        body += ["Class frequencies (share of labelled pixels):", "", markdown_table(class_frequency_table(data)), ""]
-
-    if ablations is not None and Path(ablations).is_file():
-        body += ["## Ablations", "", *_demote(Path(ablations).read_text()), ""]
-
-    diff = params_diff_table(params)
-    body += ["## Provenance", "", f"- git commit: `{commit}`", ""]
-    body += ["Params that differ from the defaults in `pipeline/config.py`:", "",
-             markdown_table(diff) if len(diff) else "_None: every param is at its default._", ""]
-    body += ["Stages (wall time of each stage's command as DVC last ran it; the report's own is not yet known; "
-             "without a record, the time the stage gives in its summary):", "",
-             markdown_table(provenance_table(metrics, load_summaries(models_dir), load_timings(timings_dir))), ""]
-
-    if notes:
-        lines += ["> **Missing inputs**", ">", *(f"> - {n}" for n in notes), ""]
-    with atomic_file(Path(out)) as tmp:
-        tmp.write_text("\n".join(lines + body).rstrip() + "\n")
-    log.info("wrote %s (%d notes)", out, len(notes))
-    return Path(out)

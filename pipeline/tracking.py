@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -64,6 +65,16 @@ def git_commit(root: Path) -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
+def known_commits(root: Path, commits: set[str]) -> set[str]:
+    """The commits of `commits` that the repository at `root` holds."""
+    found = set()
+    for commit in commits:
+        done = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=root, capture_output=True)
+        if done.returncode == 0:
+            found.add(commit)
+    return found
+
+
 def dvc_experiment() -> str | None:
     """The DVC experiment being run: dvc sets $DVC_EXP_NAME for `dvc exp run`, queued or not."""
     return os.environ.get("DVC_EXP_NAME") or None
@@ -95,6 +106,93 @@ def _stringify(value: Any) -> str:
     return text if len(text) <= 6000 else text[:5997] + "..."  # MLflow's param value limit
 
 
+# MLflow 3's UI opens an experiment on its GenAI screens (traces, usage, evaluations). MLflow marks a
+# model-training experiment with this tag (what the UI's experiment-type choice writes); 3.17's UI
+# still follows its own "GenAI / Model training" switch (default GenAI) over the tag, so runs_url()
+# sets that switch in the link, which lands on the runs table.
+EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+
+
+def open_experiment(client: Any, name: str, uri: str) -> str:
+    """The id of experiment `name`, created if missing (artifacts beside a sqlite store, not under
+    the working folder) and marked as a model-training experiment."""
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        artifacts = None
+        if uri.startswith("sqlite:///"):
+            artifacts = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
+        experiment_id = client.create_experiment(name, artifact_location=artifacts)
+    else:
+        experiment_id = found.experiment_id
+    if found is None or found.tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING:  # stores made before the tag too
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
+    return experiment_id
+
+
+def runs_url(base: str, experiment_id: str) -> str:
+    """The UI page that lists the experiment's runs (the table to compare them in)."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def serve_ui(experiment: str, host: str, port: int, uri: str | None = None) -> int:
+    """Run `mlflow ui` on the store until interrupted, after marking `experiment` as model training
+    (for stores made before the mark) and logging the link to its runs table; returns its exit code."""
+    from mlflow.tracking import MlflowClient
+
+    uri = uri or tracking_uri()
+    experiment_id = open_experiment(MlflowClient(tracking_uri=uri), experiment, uri)
+    log.info("the runs of %r: %s", experiment, runs_url(f"http://{host}:{port}", experiment_id))
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    try:
+        return subprocess.run(command).returncode
+    except KeyboardInterrupt:
+        return 0
+
+
+def runs_in_store(run_ids: list[str], uri: str | None = None) -> set[str] | None:
+    """Which of `run_ids` the store holds; None where the store cannot be read. A sqlite store
+    that does not exist holds none (and is not created by asking)."""
+    uri = uri or tracking_uri()
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        return set()
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+    except Exception as exc:  # noqa: BLE001 - the report notes it and goes on
+        log.warning("MLflow store %s cannot be read (%s: %s)", uri, type(exc).__name__, exc)
+        return None
+    found = set()
+    for run_id in run_ids:
+        try:
+            client.get_run(run_id)
+            found.add(run_id)
+        except Exception:  # noqa: BLE001 - not in this store
+            continue
+    return found
+
+
+def add_to_finished_run(run_id: str, metrics: dict[str, float], artifacts: list[tuple[Path, str]],
+                        uri: str | None = None) -> bool:
+    """Log `metrics` (at step 0) and `artifacts` ((file, folder) pairs) to a run that has already
+    ended, without reopening it: its status, start and end time stay those of the training. Returns
+    whether the run was written; a missing run or an unwritable store is reported, never raised."""
+    uri = uri or tracking_uri()
+    try:
+        from mlflow.entities import Metric
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        now = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+        for path, folder in artifacts:
+            client.log_artifact(run_id, str(path), folder)
+        return True
+    except Exception as exc:  # noqa: BLE001 - a record that cannot be written must not fail the stage
+        log.warning("MLflow run %s in %s not updated (%s: %s)", run_id, uri, type(exc).__name__, exc)
+        return False
+
+
 class MlflowTracker:
     """One MLflow run. Every call is guarded: if the store cannot be written, the run goes on
     without records and says so once (training must never die for want of a log)."""
@@ -104,25 +202,22 @@ class MlflowTracker:
         self.run_id: str | None = None
         self._client = None
         self._failed = False
+        self._reopened = True  # finish() ends the run; not for a finished run continued with nothing to add
         root = repo_root()
         self.uri = uri or tracking_uri(root)
         try:
             from mlflow.tracking import MlflowClient
 
             self._client = MlflowClient(tracking_uri=self.uri)
-            found = self._client.get_experiment_by_name(experiment)
-            if found is None:
-                artifacts = None
-                if self.uri.startswith("sqlite:///"):  # keep artifacts beside the db, not under cwd
-                    artifacts = (Path(self.uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
-                experiment_id = self._client.create_experiment(experiment, artifact_location=artifacts)
-            else:
-                experiment_id = found.experiment_id
+            experiment_id = open_experiment(self._client, experiment, self.uri)
             all_tags = {"git_commit": git_commit(root),
                         "dvc_experiment": dvc_experiment() or "workspace",
                         **(tags or {})}
             if run_id is not None:  # a resumed training continues its own run
-                self._client.update_run(run_id, status="RUNNING")
+                # a finished run keeps its status and times (a resume at the last step trains nothing)
+                self._reopened = self._client.get_run(run_id).info.status != "FINISHED"
+                if self._reopened:
+                    self._client.update_run(run_id, status="RUNNING")
                 self.run_id = run_id
             else:
                 self.run_id = self._client.create_run(experiment_id, run_name=run_name, tags=all_tags).info.run_id
@@ -164,4 +259,5 @@ class MlflowTracker:
             self._call("set_tag", key, _stringify(value))
 
     def finish(self, status: str = "FINISHED") -> None:
-        self._call("set_terminated", status=status)
+        if self._reopened or status != "FINISHED":
+            self._call("set_terminated", status=status)

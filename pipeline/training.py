@@ -14,7 +14,7 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 from torchvision.utils import save_image
 
-from pipeline.ablations import run_labels
+from pipeline.ablations import method_params, run_labels
 from pipeline.applicability import NOT_APPLICABLE, method_not_applicable, write_not_applicable
 from pipeline.checkpoint import (STATE_FILE, export_networks, read_training_state, restore_training_state,
                                  save_training_state)
@@ -235,7 +235,7 @@ def train_method(method: str, curated: Path, *, out_dir: Path, state_dir: Path, 
     tags = {"method": method, "dataset": params.data.source, "device": str(device), **labels}
     tracker = MlflowTracker(params.train.mlflow_experiment, run_name=run_name, tags=tags,
                             run_id=resumable_run_id(state_dir, config))
-    tracker.log_params({"method": method, **params.as_flat_dict()})
+    tracker.log_params({"method": method, **method_params(params, method)})  # not the other methods' params
     loop = LoopSettings(params.train.log_every, params.train.sample_every, params.train.checkpoint_every, progress)
     status = "FAILED"
     try:

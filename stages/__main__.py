@@ -17,6 +17,8 @@ from stages.prepare import prepare
 from stages.report import report
 from stages.train import train
 from stages.translate import translate, translate_folder
+from stages.plots import plots_template
+from stages.ui import ui
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="i2i pipeline stages (run by dvc.yaml) and user commands.")
@@ -32,6 +34,8 @@ app.command("ablate")(ablate)
 app.command("ablation-report")(ablation_report)
 app.command("bench")(bench)
 app.command("download")(download)
+app.command("ui")(ui)
+app.command("plots_template")(plots_template)
 
 
 @app.callback()

@@ -22,14 +22,15 @@ def report(
     figures_dir: Annotated[Path, typer.Option(help="Where the report's figures go (replaced whole).")],
     contact_sheet: Annotated[Path, typer.Option(help="The data set's contact sheet (prepare).")],
     out: Annotated[Path, typer.Option(help="The markdown report.")],
-    ablations: Annotated[Path | None, typer.Option(help="Ablation tables (ablation-report), included if present.")]
+    ablations: Annotated[Path | None, typer.Option(help="Ablation studies' JSON (ablation-report): those run "
+                                                               "on this data set are included.")]
     = None,
     timings_dir: Annotated[Path | None, typer.Option(help="Wall-time records of the stages DVC ran.")] = None,
     n_images: int = typer.Option(6, help="Test images per example grid."),
     params: Path = ParamsOption,
 ) -> None:
     """Write the results report: metric tables in the papers' layout, image grids, loss curves."""
-    from pipeline.report import build_report
+    from pipeline.report_build import build_report
     from pipeline.tracking import git_commit, repo_root
 
     cfg = read_params(params)

@@ -1,6 +1,8 @@
 """The embedded data set: procedural Cityscapes-like street scenes (label map, photo, attributes).
 
-A pinhole camera one camera-height above a flat street, so every size follows from depth.
+A pinhole camera one camera-height above a flat street, so every size follows from depth. The
+same (seed, index, size, styles) gives the same bytes on every x86-64 machine: transcendental
+functions come from streets_render's portable ones, never from numpy's SIMD kernels or libm.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from pipeline.io import atomic_dir
 from pipeline.data.palette import CLASS_NAMES, NUM_CLASSES, ids_to_colour
 from pipeline.data.streets_render import (BUILDING, CAR, FENCE, FOGGY_DENSITY, PERSON, POLE, ROAD,
                                           SIDEWALK, SKY, TERRAIN, TRAFFIC_LIGHT, TRAFFIC_SIGN,
-                                          VEGETATION, RGB, Style, render_photo)
+                                          VEGETATION, RGB, Style, draw_poisson, portable_exp, portable_log,
+                                          render_photo)
 
 __all__ = ["ATTRIBUTES", "STYLE_SETS", "Scene", "Style", "render_scene", "render_photo", "sample_style",
            "write_dataset", "benchmark", "contact_sheet", "class_coverage"]
@@ -212,29 +215,29 @@ def _draw_label(rng: np.random.Generator, size: int) -> tuple[np.ndarray, int]:
                 objects.append((z, "tree", (centre + sign * (half + 0.75 * walks[side]), *draws)))
         for d in rng.random((6, 4)).tolist():  # trees in the park, log-uniform in depth
             if not built[side]:
-                z = 3.0 * (0.9 / s_far / 3.0) ** d[0]
+                z = 3.0 * _log_uniform(1.0, 0.9 / s_far / 3.0, d[0])
                 park_trees.append((z, "tree", (outer + sign * (0.8 + 7.0 * d[1]), d[2], d[3])))
 
     # cars in lanes or parked at the kerb; people on the sidewalks, now and then crossing
     lanes = 2 if half < 1.4 else 4
     z_near, z_far = 1.1 / (1.0 - horizon), 0.85 / s_far
     placed: list[tuple[float, float]] = []
-    for d in rng.random((min(rng.poisson(2.5), 8), 5)).tolist():
+    for d in rng.random((min(draw_poisson(rng, 2.5), 8), 5)).tolist():
         if d[1] < 0.3:
             x = centre + (half - 0.45) * (1.0 if d[0] < 0.5 else -1.0)
         else:
             x = centre - half + (int(d[0] * lanes) + 0.5) * 2.0 * half / lanes
-        z = math.exp(math.log(z_near) + d[2] * math.log(z_far / z_near))
+        z = _log_uniform(z_near, z_far, d[2])
         if all(abs(x - px) > 0.7 or abs(z - pz) > 2.2 for px, pz in placed):
             placed.append((x, z))
             objects.append((z, "car", (x, 0.68 + 0.12 * d[3], 0.52 + 0.14 * d[4])))
-    for d in rng.random((min(rng.poisson(1.8), 8), 5)).tolist():
+    for d in rng.random((min(draw_poisson(rng, 1.8), 8), 5)).tolist():
         sign = -1.0 if d[0] < 0.5 else 1.0
         if d[1] < 0.1:
             x = centre + (2.0 * d[2] - 1.0) * half
         else:
             x = centre + sign * (half + 0.15 + d[2] * (walks[int(sign > 0)] - 0.3))
-        z = math.exp(math.log(z_near) + d[3] * math.log(z_far / z_near))
+        z = _log_uniform(z_near, z_far, d[3])
         objects.append((z, "person", (x, 0.62 + 0.14 * d[4])))
 
     for z, kind, params in sorted(park_trees, key=lambda o: -o[0]):
@@ -248,6 +251,11 @@ def _draw_label(rng: np.random.Generator, size: int) -> tuple[np.ndarray, int]:
     # a car pixel belongs to the last car drawn on it: count the cars that kept any pixel
     n_cars = len(set(canvas.car_id[label == CAR].tolist())) if canvas.n_cars else 0
     return label, n_cars
+
+
+def _log_uniform(low: float, high: float, u: float) -> float:
+    """The depth at quantile u of a log-uniform distribution on [low, high] (portable arithmetic)."""
+    return low * float(portable_exp(u * portable_log(high / low)))
 
 
 def _draw_object(canvas: _Canvas, kind: str, z: float, params: tuple) -> None:

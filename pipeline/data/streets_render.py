@@ -1,6 +1,9 @@
 """Photos of the synthetic street scenes, rendered in a Style from nothing but the label map.
 
 The camera (horizon, vanishing point, road edges) is recovered from the road in the label.
+Every value that ends up in a pixel is computed with IEEE arithmetic alone (+, -, *, /, sqrt,
+floor, ldexp): no transcendental function of numpy (whose SIMD kernels differ by CPU), of libm
+(whose FMA variants differ by CPU) or of BLAS; `exp`, `log` and `power` below stand in for them.
 """
 from __future__ import annotations
 
@@ -42,6 +45,90 @@ for _cls, _amps in {ROAD: (0.10, 0.0, 0.07), SIDEWALK: (0.06, 0.0, 0.03), BUILDI
     _GRAIN[:, _cls] = _amps
 
 
+# --------------------------------------------------------------------------- portable math
+# numpy picks exp/log/power kernels by CPU (AVX-512 ones differ from AVX2's in the last bits), glibc
+# picks FMA or plain variants of exp/log/pow, and BLAS picks kernels that sum in other orders. One
+# last bit is enough to move a rounded pixel, so a data set rendered on two machines had other
+# bytes. These use only operations IEEE 754 rounds exactly, the same on every x86-64 machine.
+_LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10  # fdlibm's split of ln 2
+_INV_LN2 = 1.44269504088896338700e+00
+_SQRT_HALF = 0.70710678118654757274
+_EXP_TERMS = tuple(1.0 / math.factorial(n) for n in range(14))  # Taylor: |r| <= ln2/2 -> < 1e-17
+_ATANH_TERMS = tuple(1.0 / n for n in range(1, 24, 2))  # 2 atanh(s) = 2 (s + s^3/3 + ...), |s| < 0.18
+
+
+def portable_exp(x) -> np.ndarray:
+    """e**x in float64 (within a few units in the last place), identical on every IEEE machine."""
+    x = np.asarray(x, np.float64)
+    k = np.floor(x * _INV_LN2 + 0.5)
+    r = (x - k * _LN2_HI) - k * _LN2_LO  # |r| <= ln2/2
+    p = np.full_like(r, _EXP_TERMS[-1])
+    for c in _EXP_TERMS[-2::-1]:  # Horner
+        p = p * r + c
+    return np.ldexp(p, np.clip(k, -1100, 1100).astype(np.int64))
+
+
+def portable_log(x) -> np.ndarray:
+    """Natural log of x > 0 in float64, identical on every IEEE machine."""
+    m, e = np.frexp(np.asarray(x, np.float64))  # x = m 2**e, m in [0.5, 1)
+    low = m < _SQRT_HALF
+    m, e = np.where(low, 2.0 * m, m), np.where(low, e - 1, e)  # m in [sqrt(1/2), sqrt(2))
+    s = (m - 1.0) / (m + 1.0)
+    s2 = s * s
+    p = np.full_like(s, _ATANH_TERMS[-1])
+    for c in _ATANH_TERMS[-2::-1]:
+        p = p * s2 + c
+    return e * _LN2_HI + (2.0 * s * p + e * _LN2_LO)
+
+
+def portable_power(base, exponent: float) -> np.ndarray:
+    """base**exponent for base >= 0 (0 where base is 0), identical on every IEEE machine."""
+    base = np.asarray(base, np.float64)
+    positive = base > 0
+    return np.where(positive, portable_exp(exponent * portable_log(np.where(positive, base, 1.0))), 0.0)
+
+
+def gaussian_smooth(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur on a torus (scipy.ndimage.gaussian_filter's kernel, truncated at 4 sigma),
+    with the kernel's weights from the portable exp: scipy's own come from numpy's."""
+    radius = int(4.0 * sigma + 0.5)
+    offsets = np.arange(-radius, radius + 1, dtype=np.float64)
+    weights = portable_exp(-0.5 / (sigma * sigma) * (offsets * offsets))
+    weights /= math.fsum(weights.tolist())
+    smooth = ndimage.correlate1d(image, weights, axis=0, mode="wrap")
+    return ndimage.correlate1d(smooth, weights, axis=1, mode="wrap")
+
+
+def draw_unit_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Approximately standard normal numbers (the sum of 12 uniforms, less 6: Irwin-Hall), from
+    uniform draws alone: numpy's normal sampler calls libm's exp and log in its rare cases."""
+    uniform = rng.random((12, *shape))
+    total = uniform[0].copy()
+    for part in uniform[1:]:  # in a fixed order
+        total += part
+    return total - 6.0
+
+
+def draw_poisson(rng: np.random.Generator, lam: float) -> int:
+    """A Poisson(lam) count by inverting its distribution function at one uniform draw."""
+    u, k = rng.random(), 0
+    p = float(portable_exp(-lam))
+    cdf = p
+    while u > cdf and k < 100:
+        k += 1
+        p *= lam / k
+        cdf += p
+    return k
+
+
+def exact_std(array: np.ndarray) -> float:
+    """The standard deviation, from exactly rounded sums (math.fsum), so in no CPU's summation order."""
+    values = np.asarray(array, np.float64).ravel()
+    mean = math.fsum(values.tolist()) / values.size
+    deviations = values - mean
+    return math.sqrt(math.fsum((deviations * deviations).tolist()) / values.size)
+
+
 @dataclass(frozen=True)
 class Style:
     """How one photo looks: light, weather and the colours of things (the label fixes the layout)."""
@@ -77,11 +164,11 @@ def _noise_bank(size: int) -> tuple[np.ndarray, ...]:
     """Fine, medium and coarse unit normal noise, and uniform [0, 1) numbers, on (2*size, 2*size)
     tori: computed once per size, then each image cuts its own windows out of them."""
     rng = np.random.default_rng(_NOISE_SEED)
-    fine = rng.standard_normal((2 * size, 2 * size)).astype(np.float32)
+    fine = draw_unit_normal(rng, (2 * size, 2 * size)).astype(np.float32)
     bank = [fine]
     for sigma in (size / 48, size / 14):  # foliage blobs, clouds and stains: fixed fractions of size
-        smooth = ndimage.gaussian_filter(fine, sigma, mode="wrap")
-        bank.append(smooth / smooth.std())
+        smooth = gaussian_smooth(fine, sigma)
+        bank.append(smooth / np.float32(exact_std(smooth)))
     bank.append(rng.random((2 * size, 2 * size), dtype=np.float32))
     for array in bank:
         array.flags.writeable = False
@@ -115,11 +202,13 @@ def estimate_camera(label: np.ndarray) -> Camera:
         points = np.stack([np.ones(rows.size), (rows + 0.5) / size,
                            left[rows] / size, right[rows] / size])  # (4, n): 1, y, x_left, x_right
         for _ in range(2):  # least squares x = a + b*y per edge, then once more without outliers
-            (n, sy, sl, sr), (_, syy, syl, syr) = (points[:2] @ points.T).tolist()  # sums of products
+            # sums of products, exactly rounded (a BLAS product sums in an order of its CPU's)
+            n, sy, sl, sr = (math.fsum(p.tolist()) for p in points)
+            syy, syl, syr = (math.fsum((points[1] * p).tolist()) for p in points[1:])
             det = max(n * syy - sy * sy, 1e-12)
             b_l, b_r = (n * syl - sy * sl) / det, (n * syr - sy * sr) / det
             a_l, a_r = (sl - b_l * sy) / n, (sr - b_r * sy) / n
-            fit = np.array([[a_l, b_l], [a_r, b_r]]) @ points[:2]  # (2, n) edges on the fitted lines
+            fit = np.stack([a_l + b_l * points[1], a_r + b_r * points[1]])  # (2, n) edges on the fitted lines
             keep = (np.abs(points[2:] - fit) < 1.5 / size).all(0)  # a parked car hides an edge
             if keep.all() or keep.sum() < 3:
                 break
@@ -245,8 +334,8 @@ def render_photo(label: np.ndarray, style: Style, rng: np.random.Generator) -> n
         sky = _sky(style, ys[:last], cam.horizon, n_coarse[:last])
         photo[:, :last] = np.where(is_sky[:last], sky, photo[:, :last])
     fog = _fog_colour(style)[:, None, None]
-    transmission = np.exp(-style.fog_density * depth).astype(f32)
-    transmission = np.where(is_sky, f32(math.exp(-style.fog_density * 2.0 / cam.s_far)),
+    transmission = portable_exp(-style.fog_density * depth).astype(f32)
+    transmission = np.where(is_sky, f32(portable_exp(-style.fog_density * 2.0 / cam.s_far)),
                             np.maximum(transmission, f32(0.2)))  # keep far things faintly there
     photo -= fog
     photo *= transmission
@@ -320,7 +409,7 @@ def _texture_facades(label: np.ndarray, gain: np.ndarray, style: Style, cam: Cam
 def _sky(style: Style, ys: np.ndarray, horizon: float, n_coarse: np.ndarray) -> np.ndarray:
     """(3, rows, W) sky: a gradient from the horizon up, with clouds by day; 0..255."""
     zenith, at_horizon = (c[:, None, None] for c in _sky_colours(style))
-    t = np.clip((horizon - ys) / max(horizon, 0.05), 0.0, 1.0) ** 0.7  # (rows, 1)
+    t = portable_power(np.clip((horizon - ys) / max(horizon, 0.05), 0.0, 1.0), 0.7).astype(np.float32)  # (rows, 1)
     sky = at_horizon + t * (zenith - at_horizon)  # (3, rows, 1)
     if style.time_of_day == "day":  # soft clouds: white when clear, darker when overcast
         cloud = np.clip(n_coarse - 0.4, 0.0, 1.0) * np.float32(0.6)
@@ -397,6 +486,6 @@ def _lamp_glow(photo: np.ndarray, row: int, col: int, height: int) -> None:
     radius = max(1.5, 0.18 * height)
     r0, r1 = max(0, int(row - 3 * radius)), min(size, int(row + 3 * radius) + 1)
     c0, c1 = max(0, int(col - 3 * radius)), min(size, int(col + 3 * radius) + 1)
-    glow_y = np.exp(-((np.arange(r0, r1, dtype=np.float32) - row) / radius) ** 2)[:, None]
-    glow_x = np.exp(-((np.arange(c0, c1, dtype=np.float32) - col) / radius) ** 2)  # separable
+    glow_y = portable_exp(-((np.arange(r0, r1, dtype=np.float32) - row) / radius) ** 2).astype(np.float32)[:, None]
+    glow_x = portable_exp(-((np.arange(c0, c1, dtype=np.float32) - col) / radius) ** 2).astype(np.float32)  # separable
     photo[:, r0:r1, c0:c1] += (glow_y * glow_x) * _LAMP_RGB

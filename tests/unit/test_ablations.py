@@ -17,11 +17,23 @@ from pipeline.config import ConfigError, Params, flatten
 DEFAULT_KEYS = set(flatten(dataclasses.asdict(Params())))
 
 
-def _metrics(acc: float, run: str) -> dict:
+def _metrics(acc: float) -> dict:
+    """A metrics file as DVC shows it: scores only (the MLflow run is in its record, RECORDS)."""
     return {"reports/metrics/cyclegan.json": {"data": {
-        "labels_to_photo": {"per_pixel_acc": acc, "per_class_acc": acc / 2, "class_iou": acc / 4,
-                            "per_class_iou": {"road": 0.9}},  # DVC drops null values from what it shows
-        "ssim": 0.4, "mlflow_run_id": run, "seconds": 12.5}}}
+        "pixel_acc": acc, "class_acc": acc / 2, "class_iou": acc / 4, "ssim": 0.4}}}
+
+
+# experiment commit -> the MLflow run named by its record (reports/metrics/per_class/cyclegan.json)
+RECORDS = {"17249dde": "run-cycle", "ad9128a7": "run-gan", "97f52637": "base", "0ld": "old"}
+
+
+def _experiments() -> list[dict]:
+    """parse_exp_show(EXP_SHOW) with each experiment's run ids, as attach_run_ids reads them."""
+    experiments = parse_exp_show(EXP_SHOW)
+    for exp in experiments:
+        if exp["status"] == "success" and exp["rev"] in RECORDS:
+            exp["run_ids"] = {"reports/metrics/cyclegan.json": RECORDS[exp["rev"]]}
+    return experiments
 
 
 def _params(lambda_cyc: float, use_gan: bool = True, forward: bool = True, backward: bool = True) -> dict:
@@ -49,22 +61,22 @@ def _exp(name: str, rev: dict, state: str | None) -> dict:
 # the workspace, then one entry per baseline commit with its experiments.
 EXP_SHOW = json.dumps([
     {"rev": "workspace", "name": None, "error": None, "experiments": None,
-     "data": {"rev": "workspace", "timestamp": None, "params": _params(10.0), "metrics": _metrics(0.6, "ws"),
+     "data": {"rev": "workspace", "timestamp": None, "params": _params(10.0), "metrics": _metrics(0.6),
               "deps": {}, "outs": {}, "meta": {}}},
     {"rev": "6a8f50987b93c596200f08112782b7c0f83d0f6f", "name": "main", "error": None,
      "data": {"rev": "6a8f50987b93c596200f08112782b7c0f83d0f6f", "timestamp": "2026-11-23T09:43:47",
-              "params": _params(10.0), "metrics": _metrics(0.6, "base"), "deps": {}, "outs": {}, "meta": {}},
+              "params": _params(10.0), "metrics": _metrics(0.6), "deps": {}, "outs": {}, "meta": {}},
      "experiments": [
          # run in the workspace (dvc exp run, no queue): no executor
          _exp("cyclegan_table4-cycle-alone", _rev("17249dde", "cyclegan_table4-cycle-alone", "2026-11-23T09:43:53",
-                                                  _params(10, use_gan=False), _metrics(0.41, "run-cycle")), None),
+                                                  _params(10, use_gan=False), _metrics(0.41)), None),
          # run from the queue
          _exp("cyclegan_table4-gan-alone", _rev("ad9128a7", "cyclegan_table4-gan-alone", "2026-11-23T09:50:00",
-                                                _params(0), _metrics(0.52, "run-gan")), "success"),
+                                                _params(0), _metrics(0.52)), "success"),
          # failed: DVC still shows the baseline's metrics, which must not be taken for the row's
          _exp("cyclegan_table4-gan-forward-cycle",
               _rev("97f52637", "cyclegan_table4-gan-forward-cycle", "2026-11-23T09:44:24",
-                   _params(10, backward=False), _metrics(0.6, "base"),
+                   _params(10, backward=False), _metrics(0.6),
                    error={"msg": "Experiment run failed", "type": ""}), "failed"),
          # queued: no metrics yet
          _exp("cyclegan_table4-gan-backward-cycle",
@@ -77,7 +89,7 @@ EXP_SHOW = json.dumps([
      "data": {"rev": "1111111111111111111111111111111111111111", "timestamp": "2026-11-20T08:00:00"},
      # an older run of the same name, under an older baseline: the newer one wins
      "experiments": [_exp("cyclegan_table4-gan-alone", _rev("0ld", "cyclegan_table4-gan-alone",
-                                                            "2026-11-20T09:00:00", _params(0), _metrics(0.1, "old")),
+                                                            "2026-11-20T09:00:00", _params(0), _metrics(0.1)),
                           "success")]},
 ])
 
@@ -194,7 +206,7 @@ def test_run_labels_name_a_studys_row_and_its_changed_params():
 def test_row_run_tags_put_a_shared_run_in_every_study_it_serves():
     runs = {"L1+cGAN": "base", "L1": "run-l1", "U-Net (L1+cGAN)": "base"}
     experiments = [{"name": exp_name(PRESETS[s], label), "status": "success", "timestamp": "t",
-                    "metrics": {"reports/metrics/pix2pix.json": {"mlflow_run_id": runs[label]}}}
+                    "run_ids": {"reports/metrics/pix2pix.json": runs[label]}}
                    for s, label in (("pix2pix_loss", "L1+cGAN"), ("pix2pix_loss", "L1"),
                                     ("pix2pix_generator", "U-Net (L1+cGAN)"))]
     tags = row_run_tags([PRESETS["pix2pix_loss"], PRESETS["pix2pix_generator"]], experiments)
@@ -248,8 +260,8 @@ def test_parse_exp_show_reads_names_status_params_and_metrics():
     cycle = exps[("cyclegan_table4-cycle-alone", "6a8f")]
     assert cycle["status"] == "success" and cycle["rev"] == "17249dde"
     assert cycle["params"]["cyclegan.use_gan"] is False and cycle["params"]["curate.require"] == {"Foggy": -1}
-    assert cycle["metrics"]["reports/metrics/cyclegan.json"]["labels_to_photo.per_pixel_acc"] == 0.41
-    assert cycle["metrics"]["reports/metrics/cyclegan.json"]["labels_to_photo.per_class_iou.road"] == 0.9
+    assert cycle["metrics"]["reports/metrics/cyclegan.json"]["pixel_acc"] == 0.41
+    assert cycle["metrics"]["reports/metrics/cyclegan.json"]["class_acc"] == 0.205
     assert exps[("cyclegan_table4-gan-forward-cycle", "6a8f")]["status"] == "failed"
     assert exps[("cyclegan_table4-gan-forward-cycle", "6a8f")]["metrics"] == {}  # the baseline's, dropped
     assert exps[("cyclegan_table4-gan-backward-cycle", "6a8f")]["status"] == "queued"
@@ -260,7 +272,7 @@ def test_parse_exp_show_reads_names_status_params_and_metrics():
 
 
 def test_ablation_table_in_the_papers_layout():
-    table = ablation_table(PRESETS["cyclegan_table4"], parse_exp_show(EXP_SHOW)).set_index("Loss")
+    table = ablation_table(PRESETS["cyclegan_table4"], _experiments()).set_index("Loss")
     assert list(table.index) == ["Cycle alone", "GAN alone", "GAN + forward cycle", "GAN + backward cycle",
                                  "CycleGAN"]
     assert list(table.columns) == ["Per-pixel acc.", "Per-class acc.", "Class IOU", "DVC experiment", "MLflow run"]
@@ -270,12 +282,12 @@ def test_ablation_table_in_the_papers_layout():
     assert table.loc["GAN + forward cycle", "Per-pixel acc."] == "failed"
     assert table.loc["GAN + backward cycle", "Class IOU"] == "queued"
     assert table.loc["CycleGAN"].tolist()[:3] == [NOT_RUN] * 3 and table.loc["CycleGAN", "MLflow run"] == "–"
-    small = ablation_table(PRESETS["cyclegan_table4"], parse_exp_show(EXP_SHOW), budget="small")
+    small = ablation_table(PRESETS["cyclegan_table4"], _experiments(), budget="small")
     assert set(small["Per-pixel acc."]) == {NOT_RUN}
 
 
 def test_ablations_markdown_has_a_section_per_study():
-    text = ablations_markdown(list(PRESETS.values()), parse_exp_show(EXP_SHOW))
+    text = ablations_markdown(list(PRESETS.values()), _experiments())
     assert text.startswith("# Ablations\n")
     for study in PRESETS.values():
         assert f"## {study.title} ({study.paper_table})" in text and study.caption in text
@@ -341,6 +353,11 @@ def test_ablation_report_writes_markdown_and_json(tmp_path, monkeypatch):
     real_run = subprocess.run
 
     def fake_run(command, cwd=None, **kwargs):
+        if command[:2] == ["git", "show"]:  # an experiment's record, for its MLflow run id
+            rev, _, path = command[2].partition(":")
+            assert path == "reports/metrics/per_class/cyclegan.json"
+            record = json.dumps({"mlflow_run_id": RECORDS[rev]}) if rev in RECORDS else ""
+            return subprocess.CompletedProcess(command, 0 if record else 128, stdout=record, stderr="")
         if command[0] != "dvc":  # the patch is process-wide: platform.processor() runs `uname -p` once
             return real_run(command, cwd=cwd, **kwargs)
         calls.append(command)
@@ -354,4 +371,5 @@ def test_ablation_report_writes_markdown_and_json(tmp_path, monkeypatch):
     assert calls == [["dvc", "exp", "show", "--json", "-A"]]
     assert "| Cycle alone | 0.410 |" in out.read_text()
     rows = json.loads(json_out.read_text())["cyclegan_table4"]["rows"]
-    assert rows[0]["metrics"]["labels_to_photo.per_pixel_acc"] == 0.41 and rows[-1]["status"] == NOT_RUN
+    assert rows[0]["metrics"]["pixel_acc"] == 0.41 and rows[-1]["status"] == NOT_RUN
+    assert rows[0]["mlflow_run_id"] == "run-cycle"  # from the experiment's record

@@ -15,7 +15,7 @@ from pipeline.bench import paper_params
 from pipeline.config import Params
 from pipeline.evaluation import evaluate_method
 from pipeline.inference import translate_method
-from pipeline.io import read_json_object
+from pipeline.io import read_json_object, record_path
 from pipeline.models import METHODS, build_model, method_spec
 from pipeline.report import METHOD_NAMES
 from pipeline.training import train_method
@@ -85,4 +85,4 @@ def test_train_translate_and_evaluate_handle_every_method(name, tiny_curated, tm
     write_not_applicable(tmp_path / "segmenter", "no segmenter in this test")
     metrics = evaluate_method(name, tiny_curated, translated, segmenter_dir=tmp_path / "segmenter", model_dir=models,
                               out=tmp_path / "metrics.json", params=params)
-    assert read_json_object(tmp_path / "metrics.json")["dataset"] == metrics["dataset"]
+    assert read_json_object(record_path(tmp_path / "metrics.json"))["dataset"] == metrics["dataset"]

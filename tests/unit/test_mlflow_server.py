@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ablations import (PRESETS, apply_overrides, exp_name, row_overrides, row_run_tags, run_labels,
-                                study_tag)
+from pipeline.ablations import (PRESETS, apply_overrides, exp_name, method_params, row_overrides, row_run_tags,
+                                run_labels, study_tag)
 from pipeline.config import Params
-from pipeline.tracking import MlflowTracker, tag_runs
+from pipeline.tracking import EXPERIMENT_KIND_TAG, MODEL_TRAINING, MlflowTracker, add_to_finished_run, tag_runs
 
 STUDY = PRESETS["pix2pix_loss"]
 EXPERIMENT = "i2i-server-test"
@@ -44,17 +44,15 @@ def _write_runs(uri: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
             monkeypatch.delenv("DVC_EXP_NAME", raising=False)
         name, labels = run_labels("pix2pix", cfg, experiment)
         train = MlflowTracker(EXPERIMENT, run_name=name, tags={"method": "pix2pix", **labels}, uri=uri)
-        train.log_params({"method": "pix2pix", **cfg.as_flat_dict()})
+        train.log_params({"method": "pix2pix", **method_params(cfg, "pix2pix")})
         for step in (10, 20, 30):
             train.log_metrics({"g_l1": 30.0 / step}, step=step)
         train.finish()
-        evaluate = MlflowTracker(EXPERIMENT, run_name=name, run_id=train.run_id, uri=uri)
-        evaluate.log_metrics({"labels_to_photo.per_pixel_acc": acc}, step=0)
-        evaluate.finish()
+        assert add_to_finished_run(train.run_id, {"pixel_acc": acc}, [], uri=uri)  # as evaluate@ does
         ids[label] = train.run_id
-    # as `dvc exp show` lists them: the L1+cGAN row's experiment points at the workspace's run
+    # as ablation-report finds them: the L1+cGAN row's experiment points at the workspace's run
     experiments = [{"name": exp_name(STUDY, label), "status": "success", "timestamp": "t",
-                    "metrics": {STUDY.metrics_file: {"mlflow_run_id": ids[label]}}} for label, _, _ in ROWS]
+                    "run_ids": {STUDY.metrics_file: ids[label]}} for label, _, _ in ROWS]
     assert tag_runs(row_run_tags([STUDY], experiments), uri=uri) == len(ROWS)
     return ids
 
@@ -135,6 +133,8 @@ def server(tmp_path_factory):
 def test_the_server_serves_a_studys_runs_with_tags_and_evaluation_metrics(server):
     base, ids = server
     experiment = _get(base, "/api/2.0/mlflow/experiments/get-by-name", experiment_name=EXPERIMENT)["experiment"]
+    # marked as model training, so the UI opens on the runs table rather than its GenAI screens
+    assert {t["key"]: t["value"] for t in experiment["tags"]}[EXPERIMENT_KIND_TAG] == MODEL_TRAINING
     # the filter the README gives for one study: every row, the reused baseline run included
     found = _post(base, "/api/2.0/mlflow/runs/search", {
         "experiment_ids": [experiment["experiment_id"]], "max_results": 100,
@@ -149,7 +149,7 @@ def test_the_server_serves_a_studys_runs_with_tags_and_evaluation_metrics(server
         assert tags[study_tag(STUDY)] == label
         assert tags["dvc_experiment"] == (experiment_name or "workspace") and tags["method"] == "pix2pix"
         assert run["info"]["status"] == "FINISHED"
-        assert metrics["labels_to_photo.per_pixel_acc"] == pytest.approx(acc)  # evaluation joined the run
+        assert metrics["pixel_acc"] == pytest.approx(acc)  # evaluation joined the run
         assert params["lambda_L1"] == str(row_overrides(STUDY, label, Params())["lambda_L1"])
         if experiment_name:
             assert run["info"]["run_name"] == f"pix2pix_loss: {label}"

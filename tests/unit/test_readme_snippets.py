@@ -14,11 +14,19 @@ import yaml
 
 from pipeline.config import params_from_dict
 from pipeline.data.store import read_info
-from pipeline.io import deep_merge
 from pipeline.models import METHODS, build_model
 from tests.conftest import ROOT
 from tests.unit import real_data
 from tests.unit.test_real_datasets import Run
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    """`base` with `extra`'s keys set, nested mappings merged key by key."""
+    merged = dict(base)
+    for key, value in extra.items():
+        merged[key] = deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+            else value
+    return merged
 
 
 def _celeba(root: Path) -> Path:

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from pipeline.applicability import NotApplicable, not_applicable_reason, write_not_applicable
 from pipeline.data.store import load_split, read_info
 from pipeline.inference import load_model
+from pipeline.io import read_metrics, write_metrics
 from pipeline.models import METHODS
 from stages.curate import curate
 from stages.evaluate import evaluate, train_segmenter
@@ -87,7 +88,7 @@ class Run:
         self("evaluate", method, "--data-dir", self.curated, "--translated-dir",
              self.root / f"data/translated/{method}", "--segmenter-dir", self.root / "data/models/segmenter",
              "--model-dir", model_dir or self.root / f"data/models/{method}", "--out", self.metrics / f"{method}.json")
-        return json.loads((self.metrics / f"{method}.json").read_text())
+        return read_metrics(self.metrics / f"{method}.json")  # the whole record behind the scores
 
     def report(self) -> str:
         self("report", "--metrics-dir", self.metrics, "--losses-dir", self.root / "reports/losses",
@@ -133,7 +134,7 @@ def test_celeba_two_domains_by_attributes_and_landmarks(tmp_path, caplog):
     assert "pix2pix needs paired data; celeba is unpaired (Blond_Hair=1 vs Black_Hair=1)" in caplog.text
     assert not_applicable_reason(tmp_path / "data/models/pix2pix").startswith("pix2pix needs paired data")
     run.segmenter()
-    assert json.loads((run.metrics / "real_photos.json").read_text())["applicable"] is False
+    assert read_metrics(run.metrics / "real_photos.json")["applicable"] is False
     metrics = run.through("cyclegan")
     assert set(metrics["not_applicable"]) == {"fcn_score", "ssim_psnr_l1", "fid"}
     translated = tmp_path / "data/translated/cyclegan"
@@ -198,7 +199,7 @@ def assert_not_trained(root: Path, method: str, reason: str) -> None:
         record = json.loads((root / folder / "not_applicable.json").read_text())
         assert record["applicable"] is False and reason in record["reason"] and record["method"] == method
     assert (root / f"reports/losses/{method}.csv").read_text() == "step,lr,images_per_s\n"
-    metrics = json.loads((root / f"reports/metrics/{method}.json").read_text())
+    metrics = read_metrics(root / f"reports/metrics/{method}.json")
     assert metrics["applicable"] is False and reason in metrics["reason"]
     with pytest.raises(NotApplicable, match="holds no trained model, only a not-applicable record"):
         load_model(root / f"data/models/{method}", torch.device("cpu"))
@@ -235,7 +236,7 @@ def test_cyclegan_folders_then_a_plain_folder_translated_with_the_model(tmp_path
     assert "## Image similarity" not in text and "cyclegan_a_to_b.png" in text and "cyclegan_b_to_a.png" in text
     assert "pix2pix_a_to_b.png" not in text and "losses_pix2pix.png" not in text and "losses_cyclegan.png" in text
     # an earlier data set's pix2pix scores are left out of this one's report, with a note
-    (cyc.metrics / "pix2pix.json").write_text(json.dumps({"dataset": "streets", "ssim": 0.5}))
+    write_metrics(cyc.metrics / "pix2pix.json", {"ssim": 0.5}, {"dataset": "streets", "ssim": 0.5})
     assert "`pix2pix.json` scores data set `streets`, not `cyclegan_folders`" in cyc.report()
 
     folder = real_data.write_image_folder(tmp_path / "mine")

@@ -12,12 +12,15 @@ import pytest
 from PIL import Image
 
 from pipeline.config import Params
+from pipeline.evaluation import scores_of
+from pipeline.io import read_metrics, record_path, write_metrics
 from pipeline.models import METHODS
-from pipeline.io import details_path, read_metrics, write_metrics
-from pipeline.report import (UPPER_BOUND, build_report, class_frequency_table, diversity_table, fmt,
+from pipeline.report import (UPPER_BOUND, class_frequency_table, diversity_table, fmt,
                              image_metrics_table, labels_to_photo_table, load_metrics, markdown_table,
-                             load_timings, not_applicable_notes, params_diff_table, per_class_iou_table,
-                             photo_to_labels_table, provenance_table)
+                             load_timings, not_applicable_notes, of_upper_bound, params_diff_table,
+                             per_class_iou_table, photo_to_labels_table, provenance_table)
+from pipeline.report_build import build_report
+from pipeline.report_sections import ablation_section, read_ablations
 
 SIZE = 16
 IDS = ["s0003", "s0001", "s0007"]
@@ -59,14 +62,30 @@ def fixture_metrics() -> dict[str, dict]:
 def test_metrics_files_keep_scalars_and_per_class_tables_apart(tmp_path):
     record = fixture_metrics()["data"] | {"labels_to_photo": fcn(0.5), "diversity": {"pixel_l1": 0.1}}
     path = tmp_path / "m.json"
-    write_metrics(path, record)
+    write_metrics(path, scores_of(record), record)
     shown = json.loads(path.read_text())  # what `dvc metrics show` flattens
-    assert "class_coverage" not in shown and "per_class_iou" not in shown["labels_to_photo"]
-    assert shown["labels_to_photo"]["per_pixel_acc"] == 0.5 and shown["diversity"] == {"pixel_l1": 0.1}
-    assert set(json.loads(details_path(path).read_text())) == {"class_coverage", "labels_to_photo"}
+    assert "class_coverage" not in shown and "per_class_iou" not in shown
+    assert shown == {"pixel_acc": 0.5, "class_acc": 0.25, "class_iou": 0.5 / 3}  # pixel diversity: record only
+    assert {"class_coverage", "labels_to_photo"} <= set(json.loads(record_path(path).read_text()))
     assert read_metrics(path) == json.loads(json.dumps(record))
-    details_path(path).unlink()  # a metrics file alone still reads
+    record_path(path).unlink()  # a metrics file alone still reads
     assert read_metrics(path) == shown
+
+
+def test_metrics_files_hold_scores_only(tmp_path):
+    """Run ids, names, times, per-class tables and data sets live in the record, never in the file
+    DVC compares, so that `dvc metrics diff` reports score changes alone; a score keeps one name."""
+    metrics = fixture_metrics()
+    for name in ("pix2pix", "cyclegan", "bicyclegan", "real_photos"):
+        path = tmp_path / f"{name}.json"
+        write_metrics(path, scores_of(metrics[name]), {**metrics[name], "dataset": "streets"})
+        shown = json.loads(path.read_text())
+        assert shown and all(type(v) is float for v in shown.values()), shown  # flat: name -> number
+        assert not {"mlflow_run_id", "seconds", "dataset", "device"} & set(shown)
+        assert shown["pixel_acc"] == metrics[name]["labels_to_photo"]["per_pixel_acc"]  # upper bound too
+        assert read_metrics(path)["mlflow_run_id"] == metrics[name]["mlflow_run_id"]
+    with pytest.raises(ValueError, match="numbers only"):
+        write_metrics(tmp_path / "bad.json", {"mlflow_run_id": "abc"}, {})
 
 
 def test_labels_to_photo_table_rows_in_the_papers_order():
@@ -202,8 +221,12 @@ def write_tree(root: Path, metrics: dict[str, dict]) -> dict[str, Path]:
         ("curated_dir", "data/curated"), ("models_dir", "data/models"), ("figures_dir", "reports/figures/report"),
         ("contact_sheet", "reports/figures/contact_sheet.png"), ("out", "reports/report.md")]}
     paths["metrics_dir"].mkdir(parents=True)
-    for name, value in metrics.items():
-        write_metrics(paths["metrics_dir"] / f"{name}.json", value)  # as the stages write them
+    for name, value in metrics.items():  # as the stages write them: baselines and data statistics whole
+        path = paths["metrics_dir"] / f"{name}.json"
+        if name in ("baseline", "data"):
+            path.write_text(json.dumps(value))
+        else:
+            write_metrics(path, scores_of(value), value)
     rng = np.random.default_rng(0)
     test = paths["curated_dir"] / "test"
     test.mkdir(parents=True)
@@ -238,10 +261,28 @@ def _links(text: str) -> list[str]:
     return re.findall(r"\]\(([^)]+)\)", text)
 
 
+def write_ablations(path: Path, studies: dict[str, dict]) -> Path:
+    """reports/ablations.json as `ablation-report` writes it: study name -> the params its rows ran with."""
+    from pipeline.ablations import PRESETS, as_json, exp_name
+
+    record = {}
+    for name, flat in studies.items():
+        study = PRESETS[name]
+        experiments = [{"name": exp_name(study, label), "status": "success", "timestamp": "2026-12-01T10:00:00",
+                        "baseline": "abc1234def0", "params": flat,
+                        "metrics": {study.metrics_file: {"pixel_acc": 0.5 + i / 10, "class_acc": 0.3,
+                                                         "class_iou": 0.2, "l1": 0.1}},
+                        "run_ids": {study.metrics_file: f"run-{name}-{i}"}}
+                       for i, (label, _) in enumerate(study.rows)]
+        record[name] = as_json(study, experiments)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return path
+
+
 def test_build_report_writes_every_section_with_existing_image_links(tmp_path):
     paths = write_tree(tmp_path, fixture_metrics())
-    ablations = tmp_path / "reports/ablations.md"
-    ablations.write_text("# Ablations\n\n## pix2pix loss ablation\n\n| Loss |\n|---|\n| L1 |\n")
+    ablations = write_ablations(tmp_path / "reports/ablations.json", {"pix2pix_loss": Params().as_flat_dict()})
     params = dataclasses.replace(Params(), lambda_cyc=5.0)
     out = build_report(**paths, params=params, commit="abc1234", ablations=ablations, n_images=2)
     text = out.read_text()
@@ -273,7 +314,7 @@ def test_build_report_leaves_out_missing_inputs_with_a_note(tmp_path):
     import shutil
     shutil.rmtree(paths["translated_dir"] / "pix2pix")
     paths["contact_sheet"].unlink()
-    text = build_report(**paths, params=Params(), commit="unknown", ablations=tmp_path / "nope.md",
+    text = build_report(**paths, params=Params(), commit="unknown", ablations=tmp_path / "nope.json",
                         n_images=1).read_text()
     assert "Missing inputs" in text and "cyclegan.json` is missing" in text
     assert "no pix2pix example grid" in text and "contact_sheet.png` is missing" in text
@@ -368,7 +409,7 @@ def test_facades_b_to_a_report_names_each_domain_one_way(tmp_path):
     metrics = {"pix2pix": scores, "cyclegan": {**scores, "photo_to_a": {"ssim": 0.2, "psnr": 12.0, "l1": 0.3}},
                "bicyclegan": {**scores, "diversity": {"pixel_l1": 0.1}}}
     for name, value in metrics.items():
-        write_metrics(paths["metrics_dir"] / f"{name}.json", value)
+        write_metrics(paths["metrics_dir"] / f"{name}.json", scores_of(value), value)
     text = build_report(**paths, params=Params(), commit="x", n_images=2).read_text()
     right, left = "B (right halves)", "A (left halves)"
 
@@ -384,3 +425,50 @@ def test_facades_b_to_a_report_names_each_domain_one_way(tmp_path):
                                    for source, target, column_in, column_real in grids), grids
     body = text.split("\n## ", 1)[1].split("## Data\n")[0]  # the sections, before the data and provenance
     assert "domain A" not in body and "domain B" not in body and "photo" not in body.lower()
+
+
+# --------------------------------------------------------------------------- a report that stands alone
+
+
+def test_labels_to_photo_rows_give_their_share_of_the_upper_bound():
+    metrics = fixture_metrics()
+    table = of_upper_bound(labels_to_photo_table(metrics), metrics).set_index("Method")
+    assert table.loc["pix2pix", "Of the upper bound"] == "0.79"  # 0.71 / 0.9
+    assert table.loc[UPPER_BOUND, "Of the upper bound"] == "1.00"
+    del metrics["real_photos"]
+    assert "Of the upper bound" not in of_upper_bound(labels_to_photo_table(metrics), metrics)
+
+
+def test_the_report_states_its_setup_and_explains_its_baselines(tmp_path):
+    paths = write_tree(tmp_path, fixture_metrics())
+    text = build_report(**paths, params=Params(), commit="abc1234", n_images=1).read_text()
+    l2p = text.split("## Labels → photo (FCN-score)")[1].split("\n## ")[0]
+    assert "Of the upper bound" in l2p and "Trivial baselines learn nothing" in l2p
+    setup = text.split("\n## Setup\n")[1].split("\n## ")[0]
+    p = Params()
+    assert f"| Image size | {p.image_size} px" in setup and "256 px" in setup
+    for spec in METHODS.values():  # every method of the table: its networks, steps and batch, weights
+        cfg = spec.config(p)
+        assert f"| {spec.title}: networks | generator {cfg.generator}, " in setup
+        assert f"| {spec.title}: training | {cfg.iters + cfg.iters_decay} steps" in setup
+        assert f"batch {cfg.batch_size}" in setup and f"| {spec.title}: loss weights |" in setup
+    assert f"seed {p.seed}" in setup and "cpu" in setup and "FCN-8s" in setup
+    assert "_None: every param is at its default._" not in text
+
+
+def test_the_ablation_section_shows_studies_of_this_data_set_with_their_provenance(tmp_path, monkeypatch):
+    other_data = {**Params().as_flat_dict(), "data.styles": "all"}
+    path = write_ablations(tmp_path / "ablations.json", {"pix2pix_loss": Params().as_flat_dict(),
+                                                         "cyclegan_table4": other_data})
+    studies = read_ablations(path)
+    present = {"run-pix2pix_loss-0", "run-pix2pix_loss-1"}
+    text = "\n".join(ablation_section(studies, Params(), present, "reports/ablations.json", None, set()))
+    assert "### pix2pix loss ablation" in text and "### CycleGAN loss ablation" not in text
+    assert "Not shown (run on another data set, or not run): CycleGAN loss ablation" in text
+    assert "budget `default` (1400 steps per row), from commit `abc1234de`, on 2026-12-01" in text
+    assert "2 of 5 MLflow runs are in this store" in text and "run-pix2pix_loss-4 (not in this store)" in text
+    assert "not in this repository's history" in text
+    # a changed generator changes the curated store, not the params: rows of another store are not shown
+    studies["pix2pix_loss"]["rows"][0]["data_hash"] = "old.dir"
+    assert "### pix2pix loss ablation" not in "\n".join(
+        ablation_section(studies, Params(), present, "reports/ablations.json", "new.dir", set()))

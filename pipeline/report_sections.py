@@ -1,0 +1,148 @@
+"""Sections of the report that say where its numbers come from: the setup (what ran, beside the
+papers' settings and why it differs) and the ablation studies (only those run on this data set,
+each with its budget, commits and whether its MLflow runs are in this store)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from pipeline.ablations import CURATED
+from pipeline.config import Params
+from pipeline.report import DASH, markdown_table
+from pipeline.models import METHODS
+
+PAPER_SIZE = 256  # the papers' Cityscapes runs: 256 x 256 (load 286, random crop)
+PAPER_LOAD = 286
+BUDGET_REASON = ("CPU budget: the default pipeline runs in minutes on 2 CPU cores; the papers trained for "
+                 "hours on a GPU")
+# the architecture fields a method's config may have, in the order the setup table lists them
+_NET_FIELDS = ("generator", "encoder", "ngf", "ndf", "nef", "n_layers_D", "num_D", "norm")
+
+
+def _nets(cfg: Any) -> str:
+    values = dataclasses.asdict(cfg)
+    return ", ".join(f"{k} {values[k]}" for k in _NET_FIELDS if k in values)
+
+
+def _training(cfg: Any) -> str:
+    return (f"{cfg.iters + cfg.iters_decay} steps ({cfg.iters} constant, {cfg.iters_decay} decaying), "
+            f"batch {cfg.batch_size}")
+
+
+def setup_table(params: Params, devices: dict[str, str]) -> pd.DataFrame:
+    """Setting | This run | The papers | Why: image size, networks and widths, steps and batch
+    sizes, loss weights, optimiser, seed, device, the segmenter and the data, for every method of
+    the method table. `devices`: the device each training ran on (its summary)."""
+    rows = [("Image size", f"{params.image_size} px (resized to {params.train.load_size}, random crop, "
+                           f"{'flips' if params.train.flip else 'no flips'})",
+             f"{PAPER_SIZE} px (resized to {PAPER_LOAD}, random crop, flips)", BUDGET_REASON)]
+    for name, spec in METHODS.items():
+        cfg = spec.config(params)
+        paper = spec.at_paper_size(cfg, PAPER_SIZE)
+        rows.append((f"{spec.title}: networks", _nets(cfg), _nets(paper),
+                     "narrower and shallower for 64 px and the CPU budget" if _nets(cfg) != _nets(paper) else ""))
+        rows.append((f"{spec.title}: training", _training(cfg),
+                     f"batch {paper.batch_size}; epochs over the whole training set, half constant then decaying "
+                     "(on Cityscapes: 200 epochs of 2975 images, about 600k steps at batch 1)",
+                     BUDGET_REASON + (f"; batch {cfg.batch_size}: more images per step at the same budget"
+                                      if cfg.batch_size != paper.batch_size else "")))
+        weights = ", ".join(f"{w} {getattr(params, w):g}" for w in spec.loss_weights)
+        defaults = Params()
+        changed = [w for w in spec.loss_weights if getattr(params, w) != getattr(defaults, w)]
+        rows.append((f"{spec.title}: loss weights", weights,
+                     "as here" if not changed else ", ".join(f"{w} {getattr(defaults, w):g}" for w in changed),
+                     "the papers' values (see params.yaml's comments)" if not changed
+                     else f"changed for this run: {', '.join(changed)}"))
+    train = params.train
+    rows.append(("Optimiser", f"Adam, lr {train.lr:g}, betas ({train.beta1:g}, {train.beta2:g})",
+                 "Adam, lr 0.0002, betas (0.5, 0.999)", ""))
+    used = sorted(set(devices.values()))
+    rows.append(("Seed and device", f"seed {params.seed}, one run; {', '.join(used) or DASH}",
+                 "one run each (no seeds reported); GPU",
+                 "one seed: a gap of a few points is within run-to-run noise, no ordering is claimed from it"))
+    seg = params.segmenter
+    rows.append(("FCN-score segmenter",
+                 f"{seg.arch} (width {seg.width}), {seg.steps} steps, batch {seg.batch_size}, trained here on the "
+                 "train split's real photos" if not seg.weights else f"the user's weights: {seg.weights}",
+                 "FCN-8s trained on Cityscapes",
+                 "the score then exists for any labelled data set, offline; the real photos' row is its upper bound"))
+    data = params.data
+    rows.append(("Data", f"{data.source}" + (f", styles {data.styles}, {data.n_images} images"
+                                              if data.source == "streets" else f" at {data.path}")
+                 + f", split {params.curate.split.train:g}/{params.curate.split.val:g}/{params.curate.split.test:g}",
+                 "Cityscapes: 2975 train, 500 val (the test set)",
+                 "embedded street scenes: no download, every stage and metric runs offline"
+                 if data.source == "streets" else ""))
+    return pd.DataFrame(rows, columns=["Setting", "This run", "The papers", "Why"])
+
+
+# --------------------------------------------------------------------------- ablations
+
+
+def read_ablations(path: Path | None) -> dict[str, dict[str, Any]]:
+    """reports/ablations.json (written by `ablation-report`): study name -> record; {} if absent."""
+    if path is None or not Path(path).is_file():
+        return {}
+    value = json.loads(Path(path).read_text())
+    return value if isinstance(value, dict) else {}
+
+
+def curated_hash(lock: Path) -> str | None:
+    """The DVC hash of the curated store in dvc.lock (what the trainings of the last run read)."""
+    if not Path(lock).is_file():
+        return None
+    stages = (yaml.safe_load(Path(lock).read_text()) or {}).get("stages") or {}
+    for out in (stages.get("curate") or {}).get("outs") or []:
+        if out.get("path") == CURATED:
+            return out.get("md5") or out.get("hash")
+    return None
+
+
+def _same_data(record: dict[str, Any], ours: dict[str, Any], data_hash: str | None) -> bool:
+    """Whether every finished row of the study ran on this data set: the same data params and,
+    where both are known, the same curated store (a changed generator changes it, not the params)."""
+    done = [r for r in record["rows"] if r["status"] == "success"]
+    return bool(done) and all(r.get("data") and {k: v for k, v in r["data"].items() if k in ours}
+                              == {k: ours[k] for k in r["data"] if k in ours}
+                              and (data_hash is None or r.get("data_hash") in (None, data_hash)) for r in done)
+
+
+def ablation_section(studies: dict[str, dict[str, Any]], params: Params, runs_in_store: set[str] | None,
+                     source: str, data_hash: str | None, known_commits: set[str]) -> list[str]:
+    """The report's ablation section: each study run on this data set (`data_hash`: the curated
+    store's) with its provenance and table; the others named, with where they live.
+    `known_commits`: the rows' commits that this repository's history holds."""
+    from pipeline.ablations import data_params, provenance, study_table
+
+    ours = data_params(params.as_flat_dict())
+    shown = {n: r for n, r in studies.items() if _same_data(r, ours, data_hash)}
+    lines = ["## Ablations", "",
+             f"From `{source}` (`python -m stages ablation-report`): DVC experiments, one seed each, so a gap of a "
+             "few points is within noise. Only studies whose every row ran on this report's data set are shown.",
+             ""]
+    for name, record in shown.items():
+        run_ids = [r["mlflow_run_id"] for r in record["rows"] if r.get("mlflow_run_id")]
+        if runs_in_store is None:
+            where = "the MLflow store could not be read to check its runs"
+        else:
+            present = sum(run in runs_in_store for run in run_ids)
+            where = (f"all {present} MLflow runs are in this store (`mlflow.db`)" if present == len(run_ids) > 0
+                     else f"{present} of {len(run_ids)} MLflow runs are in this store; the others live in the store "
+                          "of the machine that ran the study")
+        commits = {r["commit"] for r in record["rows"] if r.get("commit")}
+        if commits - known_commits:
+            where += ("; the commit it names is not in this repository's history (DVC runs a queued "
+                      "experiment from a temporary commit)")
+        lines += [f"### {record['title']}", "", f"As in {record['paper_table']}. {provenance(record)} The data set is "
+                  f"this report's; {where}.", "", record["caption"], "",
+                  markdown_table(study_table(record, runs_in_store)), ""]
+    others = [r["title"] for n, r in studies.items() if n not in shown]
+    if others:
+        lines += [f"Not shown (run on another data set, or not run): {', '.join(others)}; their tables are in "
+                  f"`{source}`.", ""]
+    return lines
