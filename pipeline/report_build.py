@@ -106,9 +106,10 @@ def build_report(*, metrics_dir: Path, losses_dir: Path, translated_dir: Path, c
         # headings and captions name the domains alike, by the store's names (a facades store made
         # with direction b_to_a calls its domain A "B (right halves)": never "domain A" in a caption)
         body += _table_section(f"Image similarity ({forward})", image_metrics_table(metrics),
-                               f"One output per input, scored against the real test {data_set['b']}. The trivial baseline "
-                               "paints each class in its median training colour: the L1 a method that averages the "
-                               "photos reaches without rendering anything.", "No image metrics.")
+                               f"One output per input, scored against the real test {data_set['b']}."
+                               + (" The trivial baseline paints each class in its median training colour: the L1 a "
+                                  "method that averages the photos reaches without rendering anything."
+                                  if data_set["has_labels"] else ""), "No image metrics.")
         backward = image_metrics_table(metrics, "photo_to_a")
         if len(backward):
             body += _table_section(f"Image similarity ({data_set['b']} → {data_set['a']})", backward,
@@ -185,7 +186,7 @@ def build_report(*, metrics_dir: Path, losses_dir: Path, translated_dir: Path, c
              "What the numbers below came from, beside the papers' Cityscapes settings; `params.yaml` holds every "
              "value, and its `paper:` comments the papers' full-size settings.", "",
              markdown_table(setup_table(params, {m: str(s.get("device")) for m, s in summaries.items()
-                                                 if s.get("device")})), ""]
+                                                 if s.get("device")}, data_set["has_labels"])), ""]
     diff = params_diff_table(params)
     setup += (["Params that differ from the defaults in `pipeline/config.py` (this run's own changes):", "",
               markdown_table(diff), ""] if len(diff) else

@@ -34,10 +34,11 @@ def _training(cfg: Any) -> str:
             f"batch {cfg.batch_size}")
 
 
-def setup_table(params: Params, devices: dict[str, str]) -> pd.DataFrame:
+def setup_table(params: Params, devices: dict[str, str], has_labels: bool = True) -> pd.DataFrame:
     """Setting | This run | The papers | Why: image size, networks and widths, steps and batch
-    sizes, loss weights, optimiser, seed, device, the segmenter and the data, for every method of
-    the method table. `devices`: the device each training ran on (its summary)."""
+    sizes, loss weights, optimiser, seed, device, the segmenter (where the data set has label maps)
+    and the data, for every method of the method table. `devices`: the device each training ran on
+    (its summary)."""
     rows = [("Image size", f"{params.image_size} px (resized to {params.train.load_size}, random crop, "
                            f"{'flips' if params.train.flip else 'no flips'})",
              f"{PAPER_SIZE} px (resized to {PAPER_LOAD}, random crop, flips)", BUDGET_REASON)]
@@ -66,11 +67,13 @@ def setup_table(params: Params, devices: dict[str, str]) -> pd.DataFrame:
                  "one run each (no seeds reported); GPU",
                  "one seed: a gap of a few points is within run-to-run noise, no ordering is claimed from it"))
     seg = params.segmenter
-    rows.append(("FCN-score segmenter",
-                 f"{seg.arch} (width {seg.width}), {seg.steps} steps, batch {seg.batch_size}, trained here on the "
-                 "train split's real photos" if not seg.weights else f"the user's weights: {seg.weights}",
-                 "FCN-8s trained on Cityscapes",
-                 "the score then exists for any labelled data set, offline; the real photos' row is its upper bound"))
+    if has_labels:
+        rows.append(("FCN-score segmenter",
+                     f"{seg.arch} (width {seg.width}), {seg.steps} steps, batch {seg.batch_size}, trained here on "
+                     "the train split's real photos" if not seg.weights else f"the user's weights: {seg.weights}",
+                     "FCN-8s trained on Cityscapes",
+                     "the score then exists for any labelled data set, offline; the real photos' row is its upper "
+                     "bound"))
     data = params.data
     rows.append(("Data", f"{data.source}" + (f", styles {data.styles}, {data.n_images} images"
                                               if data.source == "streets" else f" at {data.path}")
