@@ -16,7 +16,7 @@ from PIL import Image
 from pipeline.applicability import NOT_APPLICABLE, NotApplicable, not_applicable_reason, not_applicable_record
 from pipeline.checkpoint import load_exported
 from pipeline.config import Params, params_from_dict
-from pipeline.data.datasets import domain_arrays, to_uint8, to_unit
+from pipeline.sampler import domain_arrays, to_uint8, to_unit
 from pipeline.data.images import IMAGE_SUFFIXES, BadImage, load_rgb
 from pipeline.data.paths import is_listed, link_refusal
 from pipeline.io import atomic_dir, write_json

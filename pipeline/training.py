@@ -19,7 +19,7 @@ from pipeline.applicability import NOT_APPLICABLE, method_not_applicable, write_
 from pipeline.checkpoint import (STATE_FILE, export_networks, read_training_state, restore_training_state,
                                  save_training_state)
 from pipeline.config import Params, ScheduleConfig
-from pipeline.data.datasets import BatchSampler, SamplerSpec, fixed_batch, training_arrays
+from pipeline.sampler import BatchSampler, SamplerSpec, fixed_batch, training_arrays
 from pipeline.data.store import read_info
 from pipeline.device import pick_device
 from pipeline.io import atomic_dir, atomic_file, write_json

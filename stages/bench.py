@@ -30,7 +30,7 @@ def bench(
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     typer.echo(f"device: {name}, torch {torch.__version__}")
     if generator:
-        from pipeline.data.streets import benchmark
+        from pipeline.data.streets.scenes import benchmark
 
         for size in (64, 256):
             typer.echo(f"streets generator  {size:4d} px: {benchmark(size, 400 if size == 64 else 100):8.1f} images/s (one process)")

@@ -21,8 +21,8 @@ def curate(
     params: Path = ParamsOption,
 ) -> None:
     """Curate the raw data set into manifest.csv, rejects.csv and per-split uint8 arrays."""
-    from pipeline.data.curate import curate_raw
-    from pipeline.data.stats import data_summary
+    from pipeline.data.curation.curate import curate_raw
+    from pipeline.data.curation.stats import data_summary
     from pipeline.io import write_json
 
     cfg = read_params(params)

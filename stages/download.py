@@ -22,8 +22,8 @@ def download(
     max_files: int = typer.Option(1_000_000, help="Most archive members accepted."),
 ) -> None:
     """Download a public pix2pix or CycleGAN data set (optional: the pipeline never downloads by itself)."""
-    from pipeline.data.download import ARCHIVES, GiB, LAYOUTS, DownloadError, Limits, find_archive
-    from pipeline.data.download import download as run
+    from pipeline.data.sources.download import ARCHIVES, GiB, LAYOUTS, DownloadError, Limits, find_archive
+    from pipeline.data.sources.download import download as run
 
     if list_names:
         for a in ARCHIVES.values():

@@ -20,7 +20,8 @@ def prepare(
     params: Path = ParamsOption,
 ) -> None:
     """Generate or locate the raw data set."""
-    from pipeline.data import adapters, sources, streets
+    from pipeline.data.sources import adapters, layouts as sources
+    from pipeline.data.streets import scenes as streets
     from pipeline.io import atomic_dir
 
     cfg = read_params(params)

@@ -35,8 +35,8 @@ def tiny_params(**top) -> Params:
 @pytest.fixture(scope="session")
 def tiny_curated(tmp_path_factory) -> Path:
     """24 street scenes at 32 px, curated (train 19 / val 2 / test 3 by the default fractions)."""
-    from pipeline.data.curate import curate
-    from pipeline.data.streets import write_dataset
+    from pipeline.data.curation.curate import curate
+    from pipeline.data.streets.scenes import write_dataset
 
     base = tmp_path_factory.mktemp("tiny")
     raw = base / "raw"

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from pipeline.data.datasets import to_unit
+from pipeline.sampler import to_unit
 from pipeline.data.palette import IGNORE_ID
 from pipeline.io import atomic_file
 from pipeline.tracking import Tracker

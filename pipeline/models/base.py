@@ -6,13 +6,13 @@ returns its losses instead of setting `self.loss_*` attributes.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from typing import Iterator, Protocol
 
 import torch
 from torch import Tensor, nn
 
 from pipeline.config import TrainConfig
+from pipeline.sampler import Batch  # what the sampler yields and every train_step takes
 from pipeline.translated import fake_kind
 
 # Loss name -> detached 0-dim float32 tensor, weighted by its lambda as the reference logs them
@@ -20,22 +20,6 @@ from pipeline.translated import fake_kind
 # sync; the training loop converts when it logs. A term whose weight is 0 or whose switch is off
 # is absent, so every key present is a term of the objective that was optimised.
 StepLosses = dict[str, Tensor]
-
-
-@dataclass
-class Batch:
-    """One training batch, (B, 3, H, W) in [-1, 1] each.
-
-    `a` is domain A (label colour maps by default), `b` domain B (photos); paired for pix2pix and
-    BicycleGAN, unpaired for CycleGAN.
-    """
-
-    a: Tensor
-    b: Tensor
-
-    def to(self, device: torch.device, memory_format: torch.memory_format = torch.contiguous_format) -> Batch:
-        return Batch(self.a.to(device, non_blocking=True, memory_format=memory_format),
-                     self.b.to(device, non_blocking=True, memory_format=memory_format))
 
 
 class Translator(Protocol):

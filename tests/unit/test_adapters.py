@@ -15,12 +15,12 @@ from PIL import Image
 
 from pipeline.config import ConfigError, CurateConfig, DataConfig, load_params
 from pipeline.data import palette
-from pipeline.data.adapters import locate, prepare_real
-from pipeline.data.attributes import landmark_distances, read_landmarks
-from pipeline.data.curate import curate_raw
-from pipeline.data.datasets import BatchSampler, SamplerSpec, domain_arrays
+from pipeline.data.sources.adapters import locate, prepare_real
+from pipeline.data.curation.attributes import landmark_distances, read_landmarks
+from pipeline.data.curation.curate import curate_raw
+from pipeline.sampler import BatchSampler, SamplerSpec, domain_arrays
 from pipeline.data.images import BadImage, load_label_ids, split_ab
-from pipeline.data.sources import read_layout
+from pipeline.data.sources.layouts import read_layout
 from pipeline.data.store import load_split, read_info
 from tests.unit import real_data
 

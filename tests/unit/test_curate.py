@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from pipeline.config import CurateConfig, SplitConfig
-from pipeline.data import inputs as inputs_module
+from pipeline.data.curation import inputs as inputs_module
 from pipeline.data import palette, store
-from pipeline.data.attributes import filter_by_attributes, read_attr_table, read_partition
-from pipeline.data.curate import curate, split_by_seed
+from pipeline.data.curation.attributes import filter_by_attributes, read_attr_table, read_partition
+from pipeline.data.curation.curate import curate, split_by_seed
 from pipeline.data.store import StoreError, load_split, read_info, read_manifest
 
 N_IMAGES = 12

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.data.download import (ARCHIVES, MARKER, Archive, ChecksumError, DownloadError, Limits,
+from pipeline.data.sources.download import (ARCHIVES, MARKER, Archive, ChecksumError, DownloadError, Limits,
                                     UnsafeArchiveError, download, find_archive)
 
 FACADES = ARCHIVES["pix2pix/facades"]  # no published checksum: trust on first use

@@ -105,3 +105,17 @@ def test_every_stage_depends_on_every_module_its_command_imports(name, cmd, deps
     missing = sorted(p.relative_to(ROOT).as_posix() for p in files
                      if holds_code(p) and not covered(p, deps))
     assert not missing, f"dvc.yaml stage {name!r} ({stage_file.name}) imports modules missing from its deps: {missing}"
+
+
+@pytest.mark.parametrize("name,cmd,deps", dvc_stages(), ids=[s[0] for s in dvc_stages()])
+def test_no_stage_depends_on_code_its_command_never_imports(name, cmd, deps):
+    """An extra code dep re-runs a stage for edits that cannot change its outputs (the segmenter
+    once re-trained for every change to the models)."""
+    stage_file = command_modules()[cmd.split()[3]]
+    runner = {f for name in imported_modules(ROOT / "stages/__main__.py") if name.startswith("pipeline")
+              if (f := module_file(name)) is not None}
+    files = {p.relative_to(ROOT).as_posix() for p in local_closure(stage_file).union(*map(local_closure, runner))
+             if holds_code(p)}
+    extra = [d for d in deps if d.startswith(("pipeline/", "stages/"))
+             and not any(f == d.rstrip("/") or f.startswith(d.rstrip("/") + "/") for f in files)]
+    assert not extra, f"dvc.yaml stage {name!r} depends on code its command never imports: {extra}"

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import CurateConfig, DataConfig
-from pipeline.data.adapters import prepare_real
-from pipeline.data.curate import curate_raw
-from pipeline.data.split_check import EmptySplitError, empty_split_problems
+from pipeline.data.sources.adapters import prepare_real
+from pipeline.data.curation.curate import curate_raw
+from pipeline.data.curation.split_check import EmptySplitError, empty_split_problems
 from pipeline.data.store import read_info
 from tests.unit import real_data
 

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from pipeline.config import CurateConfig, DataConfig
-from pipeline.data.adapters import prepare_real
-from pipeline.data.curate import curate, curate_raw
+from pipeline.data.sources.adapters import prepare_real
+from pipeline.data.curation.curate import curate, curate_raw
 from pipeline.data.paths import is_listed, link_refusal
 from tests.unit import real_data
 

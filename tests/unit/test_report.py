@@ -381,8 +381,8 @@ def test_facades_b_to_a_report_names_each_domain_one_way(tmp_path):
     """With direction b_to_a the store's domain A is the folders' right halves: headings, captions and
     grid columns all say so by the same names (captions said "photos" and "domain A")."""
     from pipeline.config import CurateConfig, DataConfig
-    from pipeline.data.adapters import prepare_real
-    from pipeline.data.curate import curate_raw
+    from pipeline.data.sources.adapters import prepare_real
+    from pipeline.data.curation.curate import curate_raw
     from pipeline.data.store import load_split
     from tests.unit import real_data
 

@@ -69,7 +69,7 @@ def test_short_training_reduces_the_loss_and_is_deterministic():
 
 def test_augmentation_moves_photos_and_labels_together():
     """Zoom, crop and flip are one geometry for both, so every pixel keeps its class."""
-    from pipeline.data.datasets import to_unit
+    from pipeline.sampler import to_unit
     from pipeline.metrics.segmenter import _augment
 
     photos, labels = tiny_set(n=8, size=32)

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.data import streets, streets_render
+from pipeline.data.streets import render as streets_render
+from pipeline.data.streets import scenes as streets
 from pipeline.data.palette import CLASS_NAMES, colour_to_ids
-from pipeline.data.streets import ATTRIBUTES, render_photo, render_scene, sample_style
+from pipeline.data.streets.scenes import ATTRIBUTES, render_photo, render_scene, sample_style
 
 CAR, PERSON, VEGETATION, TRAFFIC_SIGN = 13, 11, 8, 7
 
@@ -248,7 +249,7 @@ def test_a_small_generated_set_has_the_pinned_digest(tmp_path):
 
 _RENDER = """
 import hashlib, sys
-from pipeline.data.streets import render_scene
+from pipeline.data.streets.scenes import render_scene
 digest = hashlib.sha256()
 for styles in ("day", "all"):
     for index in range(int(sys.argv[1])):

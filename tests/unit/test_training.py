@@ -12,7 +12,7 @@ from PIL import Image
 
 from pipeline.checkpoint import export_networks, load_exported, read_training_state
 from pipeline.config import ScheduleConfig
-from pipeline.data.datasets import BatchSampler, SamplerSpec, domain_arrays, fixed_batch
+from pipeline.sampler import BatchSampler, SamplerSpec, domain_arrays, fixed_batch
 from pipeline.models import METHODS, Batch, build_model
 from pipeline.tracking import NullTracker
 from pipeline.training import LoopSettings, fit, linear_decay, sample_grid

@@ -2,7 +2,7 @@
 
 A pinhole camera one camera-height above a flat street, so every size follows from depth. The
 same (seed, index, size, styles) gives the same bytes on every x86-64 machine: transcendental
-functions come from streets_render's portable ones, never from numpy's SIMD kernels or libm.
+functions come from render.py's portable ones, never from numpy's SIMD kernels or libm.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from PIL import Image
 
 from pipeline.io import atomic_dir
 from pipeline.data.palette import CLASS_NAMES, NUM_CLASSES, ids_to_colour
-from pipeline.data.streets_render import (BUILDING, CAR, FENCE, FOGGY_DENSITY, PERSON, POLE, ROAD,
+from pipeline.data.streets.render import (BUILDING, CAR, FENCE, FOGGY_DENSITY, PERSON, POLE, ROAD,
                                           SIDEWALK, SKY, TERRAIN, TRAFFIC_LIGHT, TRAFFIC_SIGN,
                                           VEGETATION, RGB, Style, draw_poisson, portable_exp, portable_log,
                                           render_photo)

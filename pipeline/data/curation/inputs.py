@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.data.attributes import read_attr_table
+from pipeline.data.curation.attributes import read_attr_table
 from pipeline.data.images import IMAGE_SUFFIXES, BadImage, load_label, load_label_ids, load_rgb, split_ab
 from pipeline.data.paths import is_listed, link_refusal, require_inside
-from pipeline.data.sources import RawLayout, read_items, read_layout
+from pipeline.data.sources.layouts import RawLayout, read_items, read_layout
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ import pandas as pd
 from pipeline.config import CurateConfig, SplitConfig
 from pipeline.data import palette, store
 from pipeline.data.images import BadImage, resize_square
-from pipeline.data.inputs import Inputs, inputs_from_folder, inputs_from_layout, load_input
-from pipeline.data.selection import select
-from pipeline.data.split_check import say_empty_splits
-from pipeline.data.sources import LABEL_FORMATS
+from pipeline.data.curation.inputs import Inputs, inputs_from_folder, inputs_from_layout, load_input
+from pipeline.data.curation.selection import select
+from pipeline.data.curation.split_check import say_empty_splits
+from pipeline.data.sources.layouts import LABEL_FORMATS
 from pipeline.io import atomic_dir
 
 log = logging.getLogger(__name__)

@@ -12,11 +12,27 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from pipeline.applicability import method_not_applicable
 from pipeline.data.palette import ids_to_colour
 from pipeline.data.store import load_split, read_info
-from pipeline.models.base import Batch
+
+
+@dataclass
+class Batch:
+    """One training batch, (B, 3, H, W) in [-1, 1] each.
+
+    `a` is domain A (label colour maps by default), `b` domain B (photos); paired for pix2pix and
+    BicycleGAN, unpaired for CycleGAN.
+    """
+
+    a: Tensor
+    b: Tensor
+
+    def to(self, device: torch.device, memory_format: torch.memory_format = torch.contiguous_format) -> Batch:
+        return Batch(self.a.to(device, non_blocking=True, memory_format=memory_format),
+                     self.b.to(device, non_blocking=True, memory_format=memory_format))
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:

@@ -13,10 +13,10 @@ import pandas as pd
 
 from pipeline.config import CurateConfig, DataConfig
 from pipeline.data.images import IMAGE_SUFFIXES, BadImage, resize_square
-from pipeline.data.inputs import inputs_from_layout, load_input
+from pipeline.data.curation.inputs import inputs_from_layout, load_input
 from pipeline.data.palette import ids_to_colour
 from pipeline.data.paths import is_listed
-from pipeline.data.sources import ITEMS_FILE, RawLayout, celeba_layout, write_items, write_layout
+from pipeline.data.sources.layouts import ITEMS_FILE, RawLayout, celeba_layout, write_items, write_layout
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import CurateConfig
-from pipeline.data.attributes import (MissingAttributeError, filter_by_attributes, filter_counts, landmark_distances,
+from pipeline.data.curation.attributes import (MissingAttributeError, filter_by_attributes, filter_counts, landmark_distances,
                                       read_landmarks, read_partition)
-from pipeline.data.inputs import Inputs
+from pipeline.data.curation.inputs import Inputs
 
 log = logging.getLogger(__name__)
 

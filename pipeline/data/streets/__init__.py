@@ -1,0 +1,1 @@
+"""The embedded data set: procedural, Cityscapes-like street scenes (layouts, then rendering)."""
