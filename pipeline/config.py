@@ -129,8 +129,13 @@ class TrainConfig:
     sample_every: int = 250
     checkpoint_every: int = 250
     mlflow_experiment: str = "i2i"
+    # a model folder (trained, or imported with `import-checkpoint`) whose networks start the
+    # training; networks it lacks (e.g. the CycleGAN release's D's) and the optimisers start afresh
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
+        _check("train.init_from", self.init_from is None or bool(self.init_from.strip()),
+               "must be a model folder or null, got an empty string")
         _check("train.lr", self.lr > 0, f"must be > 0, got {self.lr}")
         _check("train.beta1", 0 <= self.beta1 < 1, f"must be in [0, 1), got {self.beta1}")
         _check("train.beta2", 0 <= self.beta2 < 1, f"must be in [0, 1), got {self.beta2}")
