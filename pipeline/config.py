@@ -179,6 +179,9 @@ class Pix2PixConfig:
     iters_decay: int = 700
     batch_size: int = 4
     enabled: bool = True  # false: train/translate/evaluate record "switched off" instead of running
+    # a model folder (e.g. from `import-checkpoint`) that train@ takes as this method's trained model
+    # instead of training, so that translate@ and evaluate@ run on it
+    pretrained: str | None = None
     generator: str = "unet_64"
     discriminator: Literal["patch", "pixel"] = "patch"
     n_layers_D: int = 3  # 3 -> 70x70 PatchGAN; 0 pixel, 1 16x16, 5 286x286
@@ -209,6 +212,9 @@ class CycleGANConfig:
     iters_decay: int = 500
     batch_size: int = 1
     enabled: bool = True  # false: train/translate/evaluate record "switched off" instead of running
+    # a model folder (e.g. from `import-checkpoint`) that train@ takes as this method's trained model
+    # instead of training, so that translate@ and evaluate@ run on it
+    pretrained: str | None = None
     generator: str = "resnet_6blocks"
     n_layers_D: int = 3
     ngf: int = 32
@@ -237,6 +243,9 @@ class BicycleGANConfig:
     iters_decay: int = 500
     batch_size: int = 4  # halves go through cVAE-GAN and cLR-GAN
     enabled: bool = True  # false: train/translate/evaluate record "switched off" instead of running
+    # a model folder (e.g. from `import-checkpoint`) that train@ takes as this method's trained model
+    # instead of training, so that translate@ and evaluate@ run on it
+    pretrained: str | None = None
     generator: str = "unet_64"
     encoder: str = "resnet_64"
     where_add: Literal["input", "all"] = "all"
@@ -273,6 +282,9 @@ class CUTConfig:
     iters_decay: int = 400
     batch_size: int = 1
     enabled: bool = False  # not in the default run (it would pass 15 minutes on 2 CPU cores)
+    # a model folder (e.g. from `import-checkpoint`) that train@ takes as this method's trained model
+    # instead of training, so that translate@ and evaluate@ run on it
+    pretrained: str | None = None
     generator: str = "resnet_6blocks"  # a ResNet generator: its encoder gives the NCE features
     n_layers_D: int = 3
     ngf: int = 32

@@ -1,6 +1,7 @@
-"""Fine-tuning: start a training from the networks of a model folder (`train.init_from`), trained
-here or imported from the authors' checkpoints.
+"""Model folders from elsewhere in training: fine-tuning from one (`train.init_from`), or taking one
+as the method's trained model (`<method>.pretrained`), e.g. imported from the authors' checkpoints.
 
+Fine-tuning:
 Each network the folder holds is loaded strictly into the model that params.yaml builds (so the
 architecture params must be the folder's); every other network (the CycleGAN release's missing
 discriminators, CUT's netF, BicycleGAN's D's) keeps its fresh initialisation, and the optimisers
@@ -12,10 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
 from pipeline.checkpoint import load_exported
+from pipeline.io import atomic_dir, write_json
 from pipeline.models.base import Translator
 
 log = logging.getLogger(__name__)
@@ -67,3 +70,29 @@ def load_init(model: Translator, folder: Path, section: str, params_section: dic
         raise ValueError(f"train.init_from: {folder} holds none of the networks {sorted(model.networks())}")
     log.info("initialised %s from %s; afresh: %s", ", ".join(loaded), folder, ", ".join(fresh) or "none")
     return {"loaded": loaded, "fresh": fresh}
+
+
+PRETRAINED_RECORD = "pretrained.json"
+
+
+def use_pretrained(method: str, folder: Path, *, out_dir: Path, state_dir: Path, samples_dir: Path) -> dict[str, Any]:
+    """`<method>.pretrained`: copy the model folder to `out_dir` as train@<method>'s model (with a
+    train_summary.json of 0 steps naming where it came from), and leave in `state_dir` and
+    `samples_dir` a record of the same, so that translate@ and evaluate@ run on it. Nothing trains."""
+    config, _ = load_exported(folder)
+    if config.get("method") != method:
+        raise ValueError(f"{method}.pretrained: {folder} holds a {config.get('method')} model, not {method}")
+    record = {"method": method, "pretrained_from": str(folder),
+              "imported_from": {name: entry["path"] for name, entry in (config.get("imported") or {}).get("files", {}).items()}}
+    with atomic_dir(out_dir) as tmp:
+        for path in sorted(Path(folder).iterdir()):
+            if path.is_file() and (path.suffix == ".safetensors" or path.name == "config.json"):
+                shutil.copy2(path, tmp / path.name)
+        write_json(tmp / "train_summary.json", {"steps": 0, "resumed_from": 0, "seconds": 0.0, "images_per_second": None,
+                                                "device": None, "mlflow_run_id": None, **record})
+    for target in (state_dir, samples_dir):
+        with atomic_dir(target) as tmp:
+            write_json(tmp / PRETRAINED_RECORD, record)
+    log.info("%s: not trained; the model in %s is used (%s)", method, folder,
+             ", ".join(f"{n} from {p}" for n, p in record["imported_from"].items()) or "trained elsewhere")
+    return record

@@ -22,7 +22,7 @@ from pipeline.config import Params, ScheduleConfig
 from pipeline.data.datasets import BatchSampler, SamplerSpec, fixed_batch, training_arrays
 from pipeline.data.store import read_info
 from pipeline.device import pick_device
-from pipeline.finetune import init_record, load_init
+from pipeline.finetune import PRETRAINED_RECORD, init_record, load_init, use_pretrained
 from pipeline.io import atomic_dir, atomic_file, write_json
 from pipeline.models import build_model, method_spec
 from pipeline.models.base import Batch, Translator
@@ -227,7 +227,8 @@ def train_method(method: str, curated: Path, *, out_dir: Path, state_dir: Path, 
                  params: Params, progress: bool) -> FitResult | None:
     """The `train@<method>` stage: fit `method` on curated/train, export its generators to `out_dir`
     and record the run in MLflow; or, where the method is switched off in params or does not apply to
-    the data set, write the not-applicable record, with the reason, in every output (returns None)."""
+    the data set, write the not-applicable record, with the reason, in every output (returns None).
+    With `<method>.pretrained` set, that model folder stands in for the training (returns None)."""
     spec = method_spec(method)
     info = read_info(curated)  # a missing or broken store fails here, loudly
     reason = spec.switched_off(params) or method_not_applicable(info, method, spec.paired)
@@ -236,8 +237,15 @@ def train_method(method: str, curated: Path, *, out_dir: Path, state_dir: Path, 
                           samples_dir=samples_dir, losses_csv=losses_csv)
         log.warning("%s not trained: %s", method, reason)
         return None
-    for folder in (state_dir, samples_dir):  # DVC keeps these (persist): drop the record of an earlier data set
+    pretrained = spec.config(params).pretrained
+    if pretrained:  # a model from elsewhere (import-checkpoint) stands in for the training
+        use_pretrained(method, Path(pretrained), out_dir=out_dir, state_dir=state_dir, samples_dir=samples_dir)
+        with atomic_file(losses_csv) as tmp:
+            tmp.write_text(",".join(LOGGED_ALWAYS) + "\n")
+        return None
+    for folder in (state_dir, samples_dir):  # DVC keeps these (persist): drop the records of an earlier run
         (folder / NOT_APPLICABLE).unlink(missing_ok=True)
+        (folder / PRETRAINED_RECORD).unlink(missing_ok=True)
     device = pick_device(params.train.device)
     if params.train.threads:
         torch.set_num_threads(params.train.threads)

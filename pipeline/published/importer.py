@@ -67,12 +67,13 @@ class AuthorsOptions:
     no_antialias_up: bool = False  # CUT: transposed convs instead of blur-upsampling (up)
     image_size: int = 256  # the authors' crop_size: what translate-folder scales ResNet inputs to
 
+    def __post_init__(self) -> None:
+        if self.method not in AUTHORS_METHODS:
+            raise ValueError(f"unknown method {self.method!r}; expected one of {list(AUTHORS_METHODS)}")
+
     @property
     def ours(self) -> str:
-        try:
-            return AUTHORS_METHODS[self.method]
-        except KeyError:
-            raise ValueError(f"unknown method {self.method!r}; expected one of {list(AUTHORS_METHODS)}") from None
+        return AUTHORS_METHODS[self.method]
 
 
 def _generator(options: AuthorsOptions) -> str:
@@ -176,9 +177,6 @@ def import_checkpoint(options: AuthorsOptions, files: dict[str, Path], out_dir: 
     with atomic_dir(out_dir) as tmp:
         export_networks(tmp, loaded, config)
     log.info("imported %s into %s (%s); not in the files, initialised afresh: %s", method, out_dir,
-             ", ".join(f"{n} <- {files_of(record, n)}" for n in loaded), ", ".join(record["fresh"]) or "none")
+             ", ".join(f"{name} <- {files[entry['authors_name']]}" for name, entry in record["files"].items()),
+             ", ".join(record["fresh"]) or "none")
     return record
-
-
-def files_of(record: dict[str, Any], name: str) -> str:
-    return Path(record["files"][name]["path"]).name

@@ -102,3 +102,30 @@ def test_resumed_fine_tune_equals_an_unbroken_one_and_does_not_reimport(released
     for name, net in unbroken.networks().items():
         other = resumed.networks()[name].state_dict()
         assert all(torch.equal(v, other[k]) for k, v in net.state_dict().items()), name
+
+
+def test_pretrained_model_stands_in_for_training_and_translates(tiny_curated, tmp_path):
+    from pipeline.inference import translate_method
+
+    params = tiny_params()
+    options = _tiny("cycle_gan", ngf=params.cyclegan.ngf, ndf=params.cyclegan.ndf)
+    source = build_model("cyclegan", params, CPU, seed=7)
+    import_checkpoint(options, authors_files(source, "cyclegan", tmp_path / "pth"), tmp_path / "release")
+    params = dataclasses.replace(params, cyclegan=dataclasses.replace(params.cyclegan,
+                                                                      pretrained=str(tmp_path / "release")))
+    out = tmp_path / "model"
+    assert train_method("cyclegan", tiny_curated, out_dir=out, state_dir=tmp_path / "state",
+                        losses_csv=tmp_path / "losses.csv", samples_dir=tmp_path / "samples", params=params,
+                        progress=False) is None
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["steps"] == 0 and summary["pretrained_from"] == str(tmp_path / "release")
+    assert summary["imported_from"]["G_A"].endswith("latest_net_G_A.pth")
+    assert (tmp_path / "losses.csv").read_text() == "step,lr,images_per_s\n"
+    counts = translate_method("cyclegan", tiny_curated, out, tmp_path / "translated", split="test", params=params,
+                              device=CPU)
+    assert counts["fake_b"] > 0 and counts["fake_a"] > 0
+    with pytest.raises(ValueError, match="holds a cyclegan model, not pix2pix"):
+        bad = dataclasses.replace(params, pix2pix=dataclasses.replace(params.pix2pix,
+                                                                      pretrained=str(tmp_path / "release")))
+        train_method("pix2pix", tiny_curated, out_dir=tmp_path / "p", state_dir=tmp_path / "ps",
+                     losses_csv=tmp_path / "pl.csv", samples_dir=tmp_path / "psa", params=bad, progress=False)

@@ -215,3 +215,6 @@ def test_import_checkpoint_command(tmp_path):
     torch.save(build_generator("unet_32", 3, 3, ngf=4), tmp_path / "pickled.pth")
     result = CliRunner().invoke(app, [*args, "--net", f"G={tmp_path / 'pickled.pth'}"])
     assert result.exit_code == 1
+    result = CliRunner().invoke(app, ["import-checkpoint", "cyclegan", "--out-dir", str(tmp_path / "x"),
+                                      "--checkpoint-dir", str(tmp_path / "checkpoints")])
+    assert result.exit_code == 1 and not (tmp_path / "x").exists()  # the authors' name is cycle_gan
