@@ -129,8 +129,13 @@ class TrainConfig:
     sample_every: int = 250
     checkpoint_every: int = 250
     mlflow_experiment: str = "i2i"
+    # a model folder (trained, or imported with `import-checkpoint`) whose networks start the
+    # training; networks it lacks (e.g. the CycleGAN release's D's) and the optimisers start afresh
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
+        _check("train.init_from", self.init_from is None or bool(self.init_from.strip()),
+               "must be a model folder or null, got an empty string")
         _check("train.lr", self.lr > 0, f"must be > 0, got {self.lr}")
         _check("train.beta1", 0 <= self.beta1 < 1, f"must be in [0, 1), got {self.beta1}")
         _check("train.beta2", 0 <= self.beta2 < 1, f"must be in [0, 1), got {self.beta2}")
@@ -174,6 +179,9 @@ class Pix2PixConfig:
     iters_decay: int = 700
     batch_size: int = 4
     enabled: bool = True  # false: train/translate/evaluate record "switched off" instead of running
+    # a model folder (e.g. from `import-checkpoint`) that train@ takes as this method's trained model
+    # instead of training, so that translate@ and evaluate@ run on it
+    pretrained: str | None = None
     generator: str = "unet_64"
     discriminator: Literal["patch", "pixel"] = "patch"
     n_layers_D: int = 3  # 3 -> 70x70 PatchGAN; 0 pixel, 1 16x16, 5 286x286
@@ -204,6 +212,9 @@ class CycleGANConfig:
     iters_decay: int = 500
     batch_size: int = 1
     enabled: bool = True  # false: train/translate/evaluate record "switched off" instead of running
+    # a model folder (e.g. from `import-checkpoint`) that train@ takes as this method's trained model
+    # instead of training, so that translate@ and evaluate@ run on it
+    pretrained: str | None = None
     generator: str = "resnet_6blocks"
     n_layers_D: int = 3
     ngf: int = 32
@@ -232,6 +243,9 @@ class BicycleGANConfig:
     iters_decay: int = 500
     batch_size: int = 4  # halves go through cVAE-GAN and cLR-GAN
     enabled: bool = True  # false: train/translate/evaluate record "switched off" instead of running
+    # a model folder (e.g. from `import-checkpoint`) that train@ takes as this method's trained model
+    # instead of training, so that translate@ and evaluate@ run on it
+    pretrained: str | None = None
     generator: str = "unet_64"
     encoder: str = "resnet_64"
     where_add: Literal["input", "all"] = "all"
@@ -268,6 +282,9 @@ class CUTConfig:
     iters_decay: int = 400
     batch_size: int = 1
     enabled: bool = False  # not in the default run (it would pass 15 minutes on 2 CPU cores)
+    # a model folder (e.g. from `import-checkpoint`) that train@ takes as this method's trained model
+    # instead of training, so that translate@ and evaluate@ run on it
+    pretrained: str | None = None
     generator: str = "resnet_6blocks"  # a ResNet generator: its encoder gives the NCE features
     n_layers_D: int = 3
     ngf: int = 32

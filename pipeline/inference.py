@@ -29,6 +29,35 @@ log = logging.getLogger(__name__)
 __all__ = ["LoadedModel", "load_model", "translate_method", "translate_split", "translate_folder", "read_translated"]
 
 
+class DirectionSubset:
+    """A model of which only some directions hold weights: an imported CycleGAN whose release gave
+    one generator (horse2zebra, say, without zebra2horse). It refuses the others, whose networks
+    were initialised and never trained."""
+
+    def __init__(self, model: Translator, directions: tuple[str, ...]):
+        self.model, self._directions = model, directions
+
+    def directions(self) -> tuple[str, ...]:
+        return self._directions
+
+    def _check(self, direction: str) -> None:
+        if direction not in self._directions:
+            raise ValueError(f"this imported model holds weights for {' and '.join(self._directions)} only, "
+                             f"not {direction}")
+
+    def translate(self, source: torch.Tensor, direction: str = "a_to_b") -> torch.Tensor:
+        self._check(direction)
+        return self.model.translate(source, direction)
+
+    def test_outputs(self, source: torch.Tensor, direction: str, target: torch.Tensor | None, *, seed: int,
+                     n_samples: int) -> dict[str, torch.Tensor]:
+        self._check(direction)
+        return self.model.test_outputs(source, direction, target, seed=seed, n_samples=n_samples)
+
+    def exported_networks(self) -> dict[str, torch.nn.Module]:
+        return self.model.exported_networks()
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     method: str
@@ -51,10 +80,14 @@ def load_model(model_dir: Path, device: torch.device) -> LoadedModel:
     except (KeyError, ValueError) as exc:
         raise ValueError(f"{model_dir / 'config.json'}: not a model config ({exc})") from None
     model = build_model(method, params, device, seed=params.seed)
+    imported = config.get("imported") or {}
     for name, net in model.exported_networks().items():
-        if name not in weights:
+        if name in weights:
+            net.load_state_dict(weights[name])
+        elif name not in imported.get("fresh", ()):  # an import says which networks it did not have
             raise ValueError(f"{model_dir}: no {name}.safetensors for network {name!r} of {method}")
-        net.load_state_dict(weights[name])
+    if imported.get("directions") is not None and tuple(imported["directions"]) != model.directions():
+        model = DirectionSubset(model, tuple(imported["directions"]))
     return LoadedModel(method, params, model)
 
 

@@ -16,12 +16,13 @@ from torchvision.utils import save_image
 
 from pipeline.ablations import method_params, run_labels
 from pipeline.applicability import NOT_APPLICABLE, method_not_applicable, write_not_applicable
-from pipeline.checkpoint import (STATE_FILE, export_networks, read_training_state, restore_training_state,
-                                 save_training_state)
+from pipeline.checkpoint import (STATE_FILE, TrainingState, export_networks, read_training_state,
+                                 restore_training_state, save_training_state)
 from pipeline.config import Params, ScheduleConfig
 from pipeline.sampler import BatchSampler, SamplerSpec, fixed_batch, training_arrays
 from pipeline.data.store import read_info
 from pipeline.device import pick_device
+from pipeline.finetune import PRETRAINED_RECORD, init_record, load_init, use_pretrained
 from pipeline.io import atomic_dir, atomic_file, write_json
 from pipeline.models import build_model, method_spec
 from pipeline.models.base import Batch, Translator
@@ -190,8 +191,22 @@ def fit(model: Translator, sampler: BatchSampler, schedule: ScheduleConfig, loop
                      images_per_second=counted * sampler.spec.batch_size / max(seconds, 1e-9), last_losses=last)
 
 
-def resumable_run_id(state_dir: Path, config: dict[str, Any]) -> str | None:
-    """The MLflow run of an interrupted training with the same config, so a resume continues it."""
+def _start_from(model: Translator, method: str, folder: Path, params: Params, state_dir: Path,
+                config: dict[str, Any]) -> dict[str, Any]:
+    """train.init_from: the record that goes into the training config (and so the checkpoint); the
+    folder's weights are loaded unless a resumable state of this same config exists (it holds them)."""
+    record = init_record(folder, method)
+    record["fresh"] = sorted(set(model.networks()) - set(record["sha256"]))
+    section = method_spec(method).section
+    if resumable_state(state_dir, config | {"init_from": record}) is not None:
+        log.info("resuming: the training state holds the networks that started from %s", folder)
+    else:
+        load_init(model, folder, section, dataclasses.asdict(getattr(params, section)))
+    return record
+
+
+def resumable_state(state_dir: Path, config: dict[str, Any]) -> TrainingState | None:
+    """The readable training state in `state_dir` saved with `config` (fit resumes from it), or None."""
     path = state_dir / STATE_FILE
     if not path.exists():
         return None
@@ -199,14 +214,21 @@ def resumable_run_id(state_dir: Path, config: dict[str, Any]) -> str | None:
         state = read_training_state(path)
     except ValueError:
         return None
-    return state.run_id if state.matches(config) else None
+    return state if state.matches(config) else None
+
+
+def resumable_run_id(state_dir: Path, config: dict[str, Any]) -> str | None:
+    """The MLflow run of an interrupted training with the same config, so a resume continues it."""
+    state = resumable_state(state_dir, config)
+    return state.run_id if state is not None else None
 
 
 def train_method(method: str, curated: Path, *, out_dir: Path, state_dir: Path, losses_csv: Path, samples_dir: Path,
                  params: Params, progress: bool) -> FitResult | None:
     """The `train@<method>` stage: fit `method` on curated/train, export its generators to `out_dir`
     and record the run in MLflow; or, where the method is switched off in params or does not apply to
-    the data set, write the not-applicable record, with the reason, in every output (returns None)."""
+    the data set, write the not-applicable record, with the reason, in every output (returns None).
+    With `<method>.pretrained` set, that model folder stands in for the training (returns None)."""
     spec = method_spec(method)
     info = read_info(curated)  # a missing or broken store fails here, loudly
     reason = spec.switched_off(params) or method_not_applicable(info, method, spec.paired)
@@ -215,8 +237,15 @@ def train_method(method: str, curated: Path, *, out_dir: Path, state_dir: Path, 
                           samples_dir=samples_dir, losses_csv=losses_csv)
         log.warning("%s not trained: %s", method, reason)
         return None
-    for folder in (state_dir, samples_dir):  # DVC keeps these (persist): drop the record of an earlier data set
+    pretrained = spec.config(params).pretrained
+    if pretrained:  # a model from elsewhere (import-checkpoint) stands in for the training
+        use_pretrained(method, Path(pretrained), out_dir=out_dir, state_dir=state_dir, samples_dir=samples_dir)
+        with atomic_file(losses_csv) as tmp:
+            tmp.write_text(",".join(LOGGED_ALWAYS) + "\n")
+        return None
+    for folder in (state_dir, samples_dir):  # DVC keeps these (persist): drop the records of an earlier run
         (folder / NOT_APPLICABLE).unlink(missing_ok=True)
+        (folder / PRETRAINED_RECORD).unlink(missing_ok=True)
     device = pick_device(params.train.device)
     if params.train.threads:
         torch.set_num_threads(params.train.threads)
@@ -230,9 +259,13 @@ def train_method(method: str, curated: Path, *, out_dir: Path, state_dir: Path, 
     sample_batch = fixed_batch(curated, "val", 4, device)
     config = {"method": method, "params": dataclasses.asdict(params)}
     model = build_model(method, params, device, seed=params.seed)
+    if params.train.init_from:
+        config["init_from"] = _start_from(model, method, Path(params.train.init_from), params, state_dir, config)
     # run name and tags tell a study's rows apart in the MLflow UI (study, row, changed params)
     run_name, labels = run_labels(method, params, dvc_experiment())
     tags = {"method": method, "dataset": params.data.source, "device": str(device), **labels}
+    if "init_from" in config:
+        tags |= {"init_from": config["init_from"]["path"], "init_fresh": ",".join(config["init_from"]["fresh"])}
     tracker = MlflowTracker(params.train.mlflow_experiment, run_name=run_name, tags=tags,
                             run_id=resumable_run_id(state_dir, config))
     tracker.log_params({"method": method, **method_params(params, method)})  # not the other methods' params

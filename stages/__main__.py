@@ -13,6 +13,8 @@ from stages.bench import bench
 from stages.curate import curate
 from stages.download import download
 from stages.evaluate import evaluate, train_segmenter
+from stages.export import export
+from stages.import_checkpoint import import_checkpoint
 from stages.prepare import prepare
 from stages.report import report
 from stages.train import train
@@ -36,6 +38,8 @@ app.command("bench")(bench)
 app.command("download")(download)
 app.command("ui")(ui)
 app.command("plots_template")(plots_template)
+app.command("import-checkpoint")(import_checkpoint)
+app.command("export")(export)
 
 
 @app.callback()

@@ -108,6 +108,7 @@ class UnetSkipBlock(nn.Module):
         skip: bool = True,
         use_bias: bool | None = None,
         upsample: UpsampleName = "basic",
+        up_first: bool = False,
     ):
         """Args:
         outer_nc: channels this level returns to its parent (before the skip concat).
@@ -116,6 +117,9 @@ class UnetSkipBlock(nn.Module):
         use_bias: bias of every conv but the last; None = `reference_bias(norm_layer)`, the pix2pix
             rule (which the reference applies to the un-normalised down convs too).
             BicycleGAN's UnetBlock uses True throughout.
+        up_first: concatenate [up(x), x] (BicycleGAN's UnetBlock) instead of [x, up(x)] (pix2pix's
+            UnetSkipConnectionBlock). The same layers either way, but the next up conv reads its input
+            channels in this order, so the authors' weights need their own order.
         """
         super().__init__()
         if outermost and innermost:
@@ -125,6 +129,7 @@ class UnetSkipBlock(nn.Module):
         input_nc = outer_nc if input_nc is None else input_nc
         use_bias = reference_bias(norm_layer) if use_bias is None else use_bias
         self.concat = skip and not outermost
+        self.up_first = up_first
         # the submodule's output width: its up path, plus its input again when it concatenates
         sub_nc = inner_nc * 2 if skip and not innermost else inner_nc
 
@@ -150,6 +155,8 @@ class UnetSkipBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.down_act(x)
         y = self.model(x)
+        if self.concat and self.up_first:
+            return torch.cat([y, x], 1)  # (B, C_out, H, W) + (B, C_in, H, W) -> (B, C_out + C_in, H, W)
         if self.concat:
             return torch.cat([x, y], 1)  # (B, C_in, H, W) + (B, C_out, H, W) -> (B, C_in + C_out, H, W)
         return y

@@ -27,10 +27,14 @@ def tile_z(z: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 def _unet(in_ch: int, out_ch: int, num_downs: int, ngf: int, norm_layer: NormLayer,
-          use_dropout: bool, skip: bool, use_bias: bool | None, upsample: UpsampleName) -> UnetSkipBlock:
-    """The recursive U-Net, built from the innermost level out; 2^num_downs px -> 1x1 bottleneck."""
+          use_dropout: bool, skip: bool, use_bias: bool | None, upsample: UpsampleName,
+          up_first: bool = False) -> UnetSkipBlock:
+    """The recursive U-Net, built from the innermost level out; 2^num_downs px -> 1x1 bottleneck.
+
+    up_first: each level returns [up(x), x] (BicycleGAN) rather than [x, up(x)] (pix2pix).
+    """
     _check_num_downs(num_downs)
-    same = dict(norm_layer=norm_layer, skip=skip, use_bias=use_bias, upsample=upsample)
+    same = dict(norm_layer=norm_layer, skip=skip, use_bias=use_bias, upsample=upsample, up_first=up_first)
     block = UnetSkipBlock(ngf * 8, ngf * 8, innermost=True, **same)
     for _ in range(num_downs - MIN_DOWNS):  # the extra 8ngf levels: the only ones with dropout
         block = UnetSkipBlock(ngf * 8, ngf * 8, submodule=block, use_dropout=use_dropout, **same)
@@ -122,9 +126,10 @@ class UnetZGenerator(nn.Module):
         _check_num_downs(num_downs)
         self.nz, self.where_add = nz, where_add
         if where_add == "input":
-            # BicycleGAN's UnetBlock is pix2pix's level with a bias on every conv
+            # BicycleGAN's UnetBlock is pix2pix's level with a bias on every conv, returning
+            # torch.cat([self.model(x), x]): the up path first, unlike pix2pix's [x, self.model(x)]
             self.model = _unet(in_ch + nz, out_ch, num_downs, ngf, norm_layer, use_dropout,
-                               skip=True, use_bias=True, upsample=upsample)
+                               skip=True, use_bias=True, upsample=upsample, up_first=True)
             return
         same = dict(norm_layer=norm_layer, upsample=upsample)
         block = UnetZBlock(ngf * 8, ngf * 8, ngf * 8, nz, innermost=True, **same)
