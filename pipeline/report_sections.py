@@ -52,11 +52,13 @@ def setup_table(params: Params, devices: dict[str, str], has_labels: bool = True
                      "(on Cityscapes: 200 epochs of 2975 images, about 600k steps at batch 1)",
                      BUDGET_REASON + (f"; batch {cfg.batch_size}: more images per step at the same budget"
                                       if cfg.batch_size != paper.batch_size else "")))
-        weights = ", ".join(f"{w} {getattr(params, w):g}" for w in spec.loss_weights)
-        defaults = Params()
-        changed = [w for w in spec.loss_weights if getattr(params, w) != getattr(defaults, w)]
+        # the top-level weights, and those a method keeps in its section (CUT's lambda_NCE, lambda_GAN)
+        ours, defaults = params.as_flat_dict(), Params().as_flat_dict()
+        keys = [*spec.loss_weights, *(k for k in ours if k.startswith(f"{spec.section}.lambda_"))]
+        weights = ", ".join(f"{w} {ours[w]:g}" for w in keys)
+        changed = [w for w in keys if ours[w] != defaults[w]]
         rows.append((f"{spec.title}: loss weights", weights,
-                     "as here" if not changed else ", ".join(f"{w} {getattr(defaults, w):g}" for w in changed),
+                     "as here" if not changed else ", ".join(f"{w} {defaults[w]:g}" for w in changed),
                      "the papers' values (see params.yaml's comments)" if not changed
                      else f"changed for this run: {', '.join(changed)}"))
     train = params.train
