@@ -248,6 +248,17 @@ def _stage_rank(stage: str) -> tuple[int, int, str]:
     return rank, list(METHODS).index(item) if item in METHODS else len(METHODS), stage
 
 
+def _training_details(summary: dict[str, Any]) -> str:
+    """What train@<method> did: its steps and speed, or which model folder stood in for it."""
+    if summary.get("pretrained_from"):  # `<method>.pretrained`: nothing trained here
+        files = summary.get("imported_from") or {}
+        source = (", ".join(f"{net} imported from {path}" for net, path in sorted(files.items()))
+                  or "trained elsewhere")
+        return f"not trained: the model in {summary['pretrained_from']} ({source})"
+    return (f"{summary.get('steps', '?')} steps, {fmt(summary.get('images_per_second'), 1)} images/s"
+            + (f", resumed at step {summary['resumed_from']}" if summary.get("resumed_from") else ""))
+
+
 def provenance_table(metrics: dict[str, dict[str, Any]], summaries: dict[str, dict[str, Any]],
                      timings: dict[str, float] | None = None) -> pd.DataFrame:
     """Stage | Wall time (s) | Device | MLflow run | Details, in pipeline order.
@@ -263,9 +274,7 @@ def provenance_table(metrics: dict[str, dict[str, Any]], summaries: dict[str, di
     if DATA in metrics:
         row("curate", metrics[DATA].get("seconds"))
     for name, s in summaries.items():
-        row(f"train@{name}", s.get("seconds"), s.get("device"), s.get("mlflow_run_id"),
-            f"{s.get('steps', '?')} steps, {fmt(s.get('images_per_second'), 1)} images/s"
-            + (f", resumed at step {s['resumed_from']}" if s.get("resumed_from") else ""))
+        row(f"train@{name}", s.get("seconds"), s.get("device"), s.get("mlflow_run_id"), _training_details(s))
     if REAL in metrics:  # the segmenter stage trains it and scores the real photos (the upper bound)
         m = metrics[REAL]
         row("train_segmenter", m.get("seconds"), m.get("device"), m.get("mlflow_run_id"))

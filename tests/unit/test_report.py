@@ -166,6 +166,18 @@ def test_provenance_table_collects_seconds_devices_and_runs():
     assert table.loc["curate", "Wall time (s)"] == "2.0"
 
 
+def test_provenance_table_says_where_an_imported_model_came_from():
+    summaries = {"cyclegan": {"steps": 0, "seconds": 0.0, "images_per_second": None, "device": None,
+                              "mlflow_run_id": None, "pretrained_from": "data/models/imported/h2z",
+                              "imported_from": {"G_A": "h2z/latest_net_G.pth", "G_B": "z2h/latest_net_G.pth"}},
+                 "pix2pix": {"steps": 0, "pretrained_from": "runs/p2p", "imported_from": {}}}
+    table = provenance_table(fixture_metrics(), summaries).set_index("Stage")
+    assert table.loc["train@cyclegan", "Details"] == (
+        "not trained: the model in data/models/imported/h2z (G_A imported from h2z/latest_net_G.pth, "
+        "G_B imported from z2h/latest_net_G.pth)")
+    assert table.loc["train@pix2pix", "Details"] == "not trained: the model in runs/p2p (trained elsewhere)"
+
+
 def test_provenance_table_takes_each_stages_recorded_wall_time_in_pipeline_order(tmp_path, monkeypatch):
     import stages.__main__ as cli
 
