@@ -174,10 +174,9 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
     SyncBatchNorm does not run (it takes GPU tensors, and DDP refuses it in CPU modules).
 
     The same computation as SyncBatchNorm: the mean and the biased variance over every rank's
-    rows, from differentiable all-reduces (so the backward pass sums each statistic's gradient over
-    the ranks, as SyncBatchNorm's does), and the running statistics updated with the global mean
-    and unbiased variance, exactly as BatchNorm2d on the whole batch. The variance is taken around
-    the global mean (a second all-reduce), not as E[x^2] - E[x]^2, which cancels in float32.
+    rows, from one differentiable all-gather of each rank's statistics (so the backward pass sums
+    each statistic's gradient over the ranks, as SyncBatchNorm's does), and the running statistics
+    updated with the global mean and unbiased variance, exactly as BatchNorm2d on the whole batch.
     Outside a process group of more than one rank, or in eval mode, it is BatchNorm2d.
     """
 
@@ -198,13 +197,19 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         dtype = x.dtype
         # statistics in float32 at least: bf16 activations (autocast) would lose them in the sums
         x = x.to(torch.promote_types(x.dtype, torch.float32))
-        n, _, h, w = x.shape
-        local = torch.cat([x.sum((0, 2, 3)), x.new_tensor([n * h * w])])  # (C + 1,): sums and the count
-        total = funcol.all_reduce(local, "sum", dist.group.WORLD)
-        count = total[-1]
-        mean = total[:-1] / count
+        # one collective: each rank's per-channel mean, sum of squared deviations and count,
+        # gathered and combined exactly (Chan et al.'s pairwise update), as SyncBatchNorm gathers
+        # each rank's mean and variance; never E[x^2] - E[x]^2, which cancels in float32
+        n, channels, h, w = x.shape
+        local_mean = x.mean((0, 2, 3))
+        local_m2 = (x - local_mean.view(1, -1, 1, 1)).square().sum((0, 2, 3))
+        local = torch.stack([local_mean, local_m2, torch.full_like(local_mean, n * h * w)])  # (3, C)
+        gathered = funcol.all_gather_single_autograd(local, 0, dist.group.WORLD)  # (3W, C), rank by rank
+        means, m2s, counts = gathered.view(-1, 3, channels).unbind(1)  # (W, C) each
+        count = counts.sum(0)  # (C,)
+        mean = (means * counts).sum(0) / count
+        var = (m2s.sum(0) + (counts * (means - mean).square()).sum(0)) / count  # biased
         centred = x - mean.view(1, -1, 1, 1)
-        var = funcol.all_reduce(centred.square().sum((0, 2, 3)), "sum", dist.group.WORLD) / count  # biased
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)

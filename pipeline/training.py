@@ -198,7 +198,9 @@ def fit(model: Translator, sampler: BatchSampler, schedule: ScheduleConfig, loop
                     net.train()
             if step % loop.checkpoint_every == 0 or step == total:
                 # each rank's pools and RNG streams, so that every rank resumes exactly
-                per_rank = ranks.gather({"extra": model.extra_state(), "rng": rng_state()}) if ranks.distributed else None
+                per_rank = None
+                if ranks.distributed:
+                    per_rank = ranks.gather({"extra": model.extra_state(), "rng": rng_state()})
                 if ranks.is_main:
                     save_training_state(state_path, step=step, config=config, networks=networks,
                                         optimizers=optimizers, schedulers=schedulers, extra=model.extra_state(),

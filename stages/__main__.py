@@ -56,9 +56,9 @@ def main() -> None:
     # a worker of torchrun (train.nproc_per_node > 1, or torchrun by hand): rank 0 speaks for the
     # job, the others log warnings and errors only, each line marked with its rank
     rank = os.environ.get("RANK") if "LOCAL_RANK" in os.environ else None
+    marker = f"[rank {rank}] " if rank else ""
     logging.basicConfig(level=logging.INFO if rank in (None, "0") else logging.WARNING,
-                        format="%(asctime)s " + (f"[rank {rank}] " if rank else "") + "%(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
+                        format=f"%(asctime)s {marker}%(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     stage, started = os.environ.get("DVC_STAGE"), time.perf_counter()
     timed = bool(stage) and rank in (None, "0")
     try:
