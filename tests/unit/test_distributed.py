@@ -17,7 +17,8 @@ from torch import nn
 
 from pipeline.checkpoint import read_training_state
 from pipeline.config import ConfigError
-from pipeline.distributed import GlobalBatchNorm2d, Ranks, check_batch_split, globalise_batch_norm, torchrun_command
+from pipeline.distributed import (GlobalBatchNorm2d, Ranks, check_batch_split, exec_under_torchrun, globalise_batch_norm,
+                                  is_main_process, torchrun_command)
 from pipeline.sampler import Batch
 from tests.unit.ddp_worker import run_case
 
@@ -179,7 +180,20 @@ def test_global_batch_norm_shares_the_layer_and_is_batch_norm_in_one_process():
     assert torch.equal(new(x), reference(x)) and torch.equal(new.running_var, reference.running_var)
 
 
-def test_the_stage_restarts_under_torchs_own_launcher():
-    command = torchrun_command(2, ["train", "pix2pix", "--params", "params.yaml"])
-    assert command[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
-    assert command[5:] == ["-m", "stages", "train", "pix2pix", "--params", "params.yaml"]
+def test_the_stage_restarts_itself_under_torchs_own_launcher(monkeypatch):
+    calls = []
+    monkeypatch.setattr(os, "execv", lambda path, args: calls.append((path, args)))
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    exec_under_torchrun(1, ["train", "pix2pix"])
+    assert calls == [] and is_main_process()
+    exec_under_torchrun(2, ["train", "pix2pix", "--params", "params.yaml"])
+    ((path, args),) = calls
+    assert path == sys.executable and args == torchrun_command(2, ["train", "pix2pix", "--params", "params.yaml"])
+    assert args[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    assert args[5:] == ["-m", "stages", "train", "pix2pix", "--params", "params.yaml"]
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    exec_under_torchrun(2, ["train", "pix2pix"])  # one of torchrun's workers goes on training
+    assert len(calls) == 1 and not is_main_process()
