@@ -1,7 +1,8 @@
 """Checkpoints: the full training state (atomic, resumable) and the exported generators.
 
 Training state holds every network, optimiser and scheduler, the model's extra state (image
-pools, latent generators), the RNG states, the step and the resolved config. Exports are
+pools, latent generators), the RNG states, the step and the resolved config; under DDP the
+extra state and RNG states of every rank (`ranks`), as each rank draws its own. Exports are
 safetensors plus a JSON config, which load without executing pickled code.
 """
 from __future__ import annotations
@@ -37,11 +38,13 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save_training_state(path: Path, *, step: int, config: dict[str, Any], networks: dict[str, torch.nn.Module],
                         optimizers: dict[str, torch.optim.Optimizer], schedulers: dict[str, Any],
-                        extra: dict[str, Any], run_id: str | None, seconds: float = 0.0) -> None:
+                        extra: dict[str, Any], run_id: str | None, seconds: float = 0.0,
+                        ranks: list[dict[str, Any]] | None = None) -> None:
     """Write the whole training state to `path` atomically (temporary file, then rename).
 
     `seconds`: training time spent up to `step`, over every session, so a resumed run reports the
-    whole run's time and speed rather than the last session's.
+    whole run's time and speed rather than the last session's. `ranks`: under DDP, every rank's
+    {"extra": ..., "rng": ...} in rank order (`extra` and the RNG state are then rank 0's).
     """
     state = {
         "step": step,
@@ -54,6 +57,9 @@ def save_training_state(path: Path, *, step: int, config: dict[str, Any], networ
         "rng": rng_state(),
         "run_id": run_id or "",
     }
+    if ranks is not None:
+        state["ranks"] = ranks
+        state["extra"], state["rng"] = ranks[0]["extra"], ranks[0]["rng"]
     with atomic_file(path) as tmp:
         torch.save(state, tmp)
 
@@ -84,8 +90,9 @@ def read_training_state(path: Path) -> TrainingState:
 
 
 def restore_training_state(state: TrainingState, *, networks: dict[str, torch.nn.Module],
-                           optimizers: dict[str, torch.optim.Optimizer], schedulers: dict[str, Any]) -> dict[str, Any]:
-    """Load weights, optimiser and scheduler states and RNG; return the model's extra state."""
+                           optimizers: dict[str, torch.optim.Optimizer], schedulers: dict[str, Any],
+                           rank: int = 0) -> dict[str, Any]:
+    """Load weights, optimiser and scheduler states and `rank`'s RNG; return `rank`'s extra state."""
     raw = state.raw
     for name, net in networks.items():
         net.load_state_dict(raw["networks"][name])
@@ -93,8 +100,9 @@ def restore_training_state(state: TrainingState, *, networks: dict[str, torch.nn
         opt.load_state_dict(raw["optimizers"][name])
     for name, sched in schedulers.items():
         sched.load_state_dict(raw["schedulers"][name])
-    set_rng_state(raw["rng"])
-    return raw["extra"]
+    own = raw["ranks"][rank] if "ranks" in raw else raw
+    set_rng_state(own["rng"])
+    return own["extra"]
 
 
 def export_networks(out_dir: Path, networks: dict[str, torch.nn.Module], config: dict[str, Any]) -> None:

@@ -132,8 +132,16 @@ class TrainConfig:
     # a model folder (trained, or imported with `import-checkpoint`) whose networks start the
     # training; networks it lacks (e.g. the CycleGAN release's D's) and the optimisers start afresh
     init_from: str | None = None
+    # DDP (pipeline.distributed): processes the train stage starts on this node under torchrun when
+    # > 1 (a torchrun started by hand sets its own); batch_size stays the global batch at any count
+    nproc_per_node: int = 1
+    sync_batchnorm: bool = True  # batch norm over the global batch (SyncBatchNorm); false: each rank's share
+    collective_timeout_s: int = 600  # a rank that waits longer on a collective fails, and torchrun stops all
 
     def __post_init__(self) -> None:
+        _check("train.nproc_per_node", self.nproc_per_node >= 1, f"must be >= 1, got {self.nproc_per_node}")
+        _check("train.collective_timeout_s", self.collective_timeout_s >= 1,
+               f"must be >= 1, got {self.collective_timeout_s}")
         _check("train.init_from", self.init_from is None or bool(self.init_from.strip()),
                "must be a model folder or null, got an empty string")
         _check("train.lr", self.lr > 0, f"must be > 0, got {self.lr}")

@@ -53,13 +53,25 @@ def _before_any_command() -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
+    # a worker of torchrun (train.nproc_per_node > 1, or torchrun by hand): rank 0 speaks for the
+    # job, the others log warnings and errors only, each line marked with its rank
+    rank = os.environ.get("RANK") if "LOCAL_RANK" in os.environ else None
+    marker = f"[rank {rank}] " if rank else ""
+    logging.basicConfig(level=logging.INFO if rank in (None, "0") else logging.WARNING,
+                        format=f"%(asctime)s {marker}%(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     stage, started = os.environ.get("DVC_STAGE"), time.perf_counter()
+    timed = bool(stage) and rank in (None, "0")
     try:
-        app()
+        if rank is None:
+            app()
+        else:  # torchrun's summary of a failed job then carries the failing rank's traceback
+            from torch.distributed.elastic.multiprocessing.errors import record
+
+            record(app)()  # returns where app() ends in SystemExit(0)
+            if timed:
+                record_stage_time(stage, time.perf_counter() - started)
     except SystemExit as exc:  # click ends every command with SystemExit, 0 on success
-        if stage and exc.code in (0, None):
+        if timed and exc.code in (0, None):
             record_stage_time(stage, time.perf_counter() - started)
         raise
 

@@ -33,9 +33,10 @@ IMAGE_CHANNELS = 3  # RGB in both domains: label colour maps and photos
 class _Builder:
     """What one build needs besides the config: the init generator, the device, the amp dtype."""
 
-    def __init__(self, params: Params, device: torch.device, seed: int):
+    def __init__(self, params: Params, device: torch.device, seed: int, rank: int = 0):
         self.params = params
         self.device = device
+        self.rank = rank
         self.init = torch.Generator().manual_seed(seed)  # CPU: same weights whatever the device
         on_cuda = device.type == "cuda"
         self.amp_dtype = torch.bfloat16 if params.train.amp == "bf16" and on_cuda else None
@@ -46,8 +47,10 @@ class _Builder:
         return net.to(memory_format=torch.channels_last) if self.channels_last else net
 
     def child_generator(self) -> torch.Generator:
-        """A generator on the device for training-time sampling, seeded from the init stream."""
-        seed = int(torch.randint(2**62, (), generator=self.init))
+        """A generator on the device for training-time sampling, seeded from the init stream; each
+        training rank draws its own stream (rank 0's is the single process's), while every rank
+        takes the same draw from the init stream, so that all build the same weights."""
+        seed = int(torch.randint(2**62, (), generator=self.init)) + self.rank
         return torch.Generator(device=self.device).manual_seed(seed)
 
 
@@ -164,6 +167,8 @@ class MethodSpec:
     outputs: tuple[str, ...]  # the folders of translate's layout it may write (pipeline.translated)
     at_paper_size: Callable[[Any, int], Any]  # (its section, image size) -> the paper's architecture (bench)
     n_samples: Callable[[Params], int] = lambda params: 0  # random-latent samples per test input
+    # each training rank's share of the batch is a multiple of this (BicycleGAN halves its share)
+    batch_multiple: int = 1
 
     def config(self, params: Params):
         """Its params section (Pix2PixConfig, ...)."""
@@ -186,7 +191,7 @@ METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (
     MethodSpec("bicyclegan", "BicycleGAN", paired=True, loss_weights=("lambda_img", "lambda_kl", "lambda_z", "nz"),
                section="bicyclegan", build=_build_bicyclegan, outputs=(FAKE_B, SAMPLES, ENCODED),
                at_paper_size=_bicyclegan_at_paper_size,
-               n_samples=lambda params: params.bicyclegan.n_samples),
+               n_samples=lambda params: params.bicyclegan.n_samples, batch_multiple=2),
     # CUT's loss weights live in its section: FastCUT defaults the same names to other values
     MethodSpec("cut", "CUT", paired=False, loss_weights=(), section="cut",
                build=lambda b: _build_cut(b, b.params.cut), outputs=(FAKE_B,), at_paper_size=_cut_at_paper_size),
@@ -205,9 +210,10 @@ def method_spec(method: str) -> MethodSpec:
         raise ValueError(f"unknown method {method!r}; expected one of {list(METHODS)}") from None
 
 
-def build_model(method: str, params: Params, device: torch.device, seed: int) -> Translator:
-    """The `method` model from `params`, its networks initialised from `seed` and placed on `device`.
+def build_model(method: str, params: Params, device: torch.device, seed: int, rank: int = 0) -> Translator:
+    """The `method` model from `params`, its networks initialised from `seed` and placed on `device`;
+    `rank` (a training process under torchrun) seeds its own image-pool and latent generators.
 
     bf16 autocast and channels_last are used only on CUDA, when params.train asks for them.
     """
-    return method_spec(method).build(_Builder(params, torch.device(device), seed))
+    return method_spec(method).build(_Builder(params, torch.device(device), seed, rank))

@@ -6,7 +6,7 @@ returns its losses instead of setting `self.loss_*` attributes.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -46,6 +46,26 @@ class Translator(Protocol):
     def extra_state(self) -> dict: ...  # image pools, random generators: for checkpoints
 
     def load_extra_state(self, state: dict) -> None: ...
+
+    # wrap each network for the passes that update it (DistributedDataParallel): see Replicated
+    def replicate(self, wrap: Callable[[nn.Module], nn.Module]) -> None: ...
+
+
+class Replicated:
+    """The networks as a train_step calls them in the passes whose backward updates them: `ddp[name]`.
+
+    Under torchrun these are DistributedDataParallel wrappers (pipeline.distributed.replicate), so
+    each backward averages that network's gradients over the ranks; otherwise the networks
+    themselves. Every other pass calls the network itself: D inside G's step (whose backward
+    reaches G only), an encoder held fixed for a term, translate. A DDP forward prepares a gradient
+    reduction that only a backward reaching all its parameters completes, and calls on one rank
+    alone (translate on rank 0) must not enter a collective.
+    """
+
+    ddp: dict[str, nn.Module]
+
+    def replicate(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
+        self.ddp = {name: wrap(net) for name, net in self.networks().items()}
 
 
 def single_translation(model: Translator, source: Tensor, direction: str) -> dict[str, Tensor]:

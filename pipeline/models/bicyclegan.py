@@ -10,12 +10,12 @@ from torch import Tensor, nn
 
 from pipeline.config import BicycleGANConfig, TrainConfig
 from pipeline.losses import GANLoss, kl_divergence
-from pipeline.models.base import (Batch, StepLosses, autocast, detached, evaluating, make_adam,
+from pipeline.models.base import (Batch, Replicated, StepLosses, autocast, detached, evaluating, make_adam,
                                   parameters)
 from pipeline.translated import ENCODED, FAKE_B, sample_kind
 
 
-class BicycleGAN:
+class BicycleGAN(Replicated):
     """G(A, z) -> B with an encoder E(B) -> (mu, logvar), as the reference BiCycleGANModel.
 
     Each batch is split in halves (§3.4). The first half is the cVAE-GAN (B -> z -> B^): z from
@@ -41,6 +41,7 @@ class BicycleGAN:
         self.optimizer_E = make_adam([encoder], train)
         self.optimizer_D_vae = make_adam([d_vae], train)
         self.optimizer_D_lr = make_adam([d_lr], train)
+        self.ddp = self.networks()
 
     def _randn(self, n: int, device: torch.device) -> Tensor:
         z = torch.randn(n, self.nz, generator=self.z_generator, device=self.z_generator.device)
@@ -60,27 +61,32 @@ class BicycleGAN:
         self.optimizer_E.zero_grad(set_to_none=True)
         self.optimizer_G.zero_grad(set_to_none=True)
         terms: dict[str, Tensor] = {}
+        generator = self.ddp["G"]
         with autocast(batch.a.device, self.amp_dtype):
-            mu, logvar = self.encoder(real_b_encoded)
+            mu, logvar = self.ddp["E"](real_b_encoded)
             z_encoded = mu.float() + eps * torch.exp(0.5 * logvar.float())  # reparameterisation
-            fake_b_encoded = self.generator(real_a_encoded, z_encoded)
-            fake_b_random = self.generator(real_a_encoded, z_random)
+            fake_b_encoded = generator(real_a_encoded, z_encoded)
+            fake_b_random = generator(real_a_encoded, z_random)
+            # the D's themselves, not their DDP wrappers: this backward does not update them
             pred_encoded, pred_random = self.d_vae(fake_b_encoded), self.d_lr(fake_b_random)
             if self.lambda_z > 0:
-                mu2, _ = self.encoder(fake_b_random)  # mu2 is a point estimate of z_random
+                # mu2 is a point estimate of z_random; E's weights enter detached, so that this
+                # term's gradient reaches G alone (the reference backward_G_alone freezes E)
+                fixed_e = {name: p.detach() for name, p in self.encoder.named_parameters()}
+                mu2, _ = torch.func.functional_call(self.encoder, fixed_e, (fake_b_random,))
         terms["g_gan_vae"] = self.gan_loss(pred_encoded, True)  # lambda_GAN = lambda_GAN2 = 1,
         terms["g_gan_lr"] = self.gan_loss(pred_random, True)  # the reference defaults
         if self.lambda_img > 0:
             terms["g_l1"] = F.l1_loss(fake_b_encoded.float(), real_b_encoded.float()) * self.lambda_img
         if self.lambda_kl > 0:
             terms["kl"] = kl_divergence(mu, logvar) * self.lambda_kl
-        # backward_EG; inputs=: the D's receive no gradient (the reference freezes them)
-        sum(terms.values()).backward(inputs=parameters(self.generator, self.encoder),
-                                     retain_graph=self.lambda_z > 0)
         if self.lambda_z > 0:
-            # backward_G_alone: E is frozen for this term, so the gradient reaches G only
             terms["z_l1"] = F.l1_loss(mu2.float(), z_random) * self.lambda_z
-            terms["z_l1"].backward(inputs=parameters(self.generator))
+        # backward_EG and backward_G_alone in one backward: the same summed gradients as the
+        # reference's two, and one pass is what DDP averages (a second backward after the first
+        # has reduced G's gradients would add to them on this rank alone); inputs=: the D's
+        # receive no gradient (the reference freezes them)
+        sum(terms.values()).backward(inputs=parameters(self.generator, self.encoder))
         # one step on the summed gradients, as the reference update_G_and_E
         self.optimizer_E.step()
         self.optimizer_G.step()
@@ -91,8 +97,8 @@ class BicycleGAN:
                                fake_b_encoded: Tensor, fake_b_random: Tensor) -> StepLosses:
         self.optimizer_D_vae.zero_grad(set_to_none=True)
         self.optimizer_D_lr.zero_grad(set_to_none=True)
-        d_vae = self._discriminator_loss(self.d_vae, real_b_encoded, fake_b_encoded)
-        d_lr = self._discriminator_loss(self.d_lr, real_b_random, fake_b_random)
+        d_vae = self._discriminator_loss(self.ddp["D_vae"], real_b_encoded, fake_b_encoded)
+        d_lr = self._discriminator_loss(self.ddp["D_lr"], real_b_random, fake_b_random)
         (d_vae + d_lr).backward()
         self.optimizer_D_vae.step()
         self.optimizer_D_lr.step()

@@ -10,14 +10,14 @@ from torch import Tensor, nn
 
 from pipeline.config import CUTConfig, TrainConfig
 from pipeline.losses import GANLoss, patch_nce_loss
-from pipeline.models.base import (Batch, StepLosses, autocast, detached, evaluating, make_adam, parameters,
-                                  single_translation)
+from pipeline.models.base import (Batch, Replicated, StepLosses, autocast, detached, evaluating, make_adam,
+                                  parameters, single_translation)
 from pipeline.nets import PatchSampleF
 
 A_TO_B = ("a_to_b",)
 
 
-class CUT:
+class CUT(Replicated):
     """G: A -> B, D judges domain B, netF projects sampled patches of G's encoder features.
 
     Objective (eq. 5): lambda_GAN * L_GAN(G, D) + lambda_NCE * PatchNCE(G(x), x), with the identity
@@ -45,6 +45,7 @@ class CUT:
         self.optimizer_G = make_adam([g], train)
         self.optimizer_D = make_adam([d], train)
         self.optimizer_F = make_adam([f], train) if self.use_nce else None
+        self.ddp = self.networks()
 
     def train_step(self, batch: Batch) -> StepLosses:
         real_a, real_b = batch.a, batch.b
@@ -55,7 +56,7 @@ class CUT:
         flip = self._draw_flip(real_a.device)
         real = torch.cat([real_a, real_b]) if self.use_idt else real_a
         with autocast(real.device, self.amp_dtype):
-            fake = self.g(_flipped(real, flip))
+            fake = self.ddp["G"](_flipped(real, flip))
         fake_b, idt_b = fake[:n], fake[n:] if self.use_idt else None
         losses = self._update_discriminator(real_b, fake_b.detach())
         return losses | self._update_generator(real_a, real_b, fake_b, idt_b, flip)
@@ -70,7 +71,7 @@ class CUT:
     def _update_discriminator(self, real_b: Tensor, fake_b: Tensor) -> StepLosses:
         self.optimizer_D.zero_grad(set_to_none=True)
         with autocast(real_b.device, self.amp_dtype):
-            pred_fake, pred_real = self.d(fake_b), self.d(real_b)
+            pred_fake, pred_real = self.ddp["D"](fake_b), self.ddp["D"](real_b)
         terms = {"d_fake": self.gan_loss(pred_fake, False) * 0.5, "d_real": self.gan_loss(pred_real, True) * 0.5}
         sum(terms.values()).backward()
         self.optimizer_D.step()
@@ -84,7 +85,7 @@ class CUT:
             self.optimizer_F.zero_grad(set_to_none=True)
         if cfg.lambda_GAN > 0:
             with autocast(fake_b.device, self.amp_dtype):
-                pred_fake = self.d(fake_b)
+                pred_fake = self.d(fake_b)  # D itself, not its DDP wrapper: this backward does not update D
             terms["g_gan"] = self.gan_loss(pred_fake, True) * cfg.lambda_GAN
         if self.use_nce:
             weight = 0.5 if idt_b is not None else 1.0
@@ -104,13 +105,15 @@ class CUT:
 
         The keys (the source's features) get no gradient in the authors' loss, so they are
         computed without one; the patch positions are drawn on the keys and reused for the queries.
+        G's features come from G itself (DDP wraps forward() alone): their gradients reach G's
+        parameters in the same backward as the wrapped forward's, so DDP averages their sum.
         """
         with autocast(translated.device, self.amp_dtype):
             queries = [_flipped(q, flip) for q in self.g.features(translated, self.layers)]
             with torch.no_grad():
                 key_feats = self.g.features(source, self.layers)
                 keys, positions = self.f(key_feats, self.cfg.num_patches, generator=self.sample_generator)
-            queries, _ = self.f(queries, self.cfg.num_patches, positions)
+            queries, _ = self.ddp["F"](queries, self.cfg.num_patches, positions)
         n = source.shape[0]
         total = sum(patch_nce_loss(q, k, n, self.cfg.nce_T).mean() for q, k in zip(queries, keys))
         return total * self.cfg.lambda_NCE / len(self.layers)

@@ -10,13 +10,13 @@ from torch import Tensor, nn
 
 from pipeline.config import CycleGANConfig, TrainConfig
 from pipeline.losses import GANLoss
-from pipeline.models.base import (Batch, StepLosses, autocast, detached, evaluating, make_adam, parameters,
-                                  single_translation)
+from pipeline.models.base import (Batch, Replicated, StepLosses, autocast, detached, evaluating, make_adam,
+                                  parameters, single_translation)
 from pipeline.models.pool import ImagePool
 from pipeline.translated import DIRECTIONS
 
 
-class CycleGAN:
+class CycleGAN(Replicated):
     """Reference naming; the paper's (§3) in brackets, with X = domain A and Y = domain B.
 
     G_A: A -> B [G: X -> Y] and G_B: B -> A [F: Y -> X]. D_A judges domain B, real B against
@@ -52,6 +52,7 @@ class CycleGAN:
         # histories of generated images: fake B for D_A, fake A for D_B (both share one generator)
         self.fake_b_pool = ImagePool(cfg.pool_size, pool_generator)
         self.fake_a_pool = ImagePool(cfg.pool_size, pool_generator)
+        self.ddp = self.networks()
 
     def train_step(self, batch: Batch) -> StepLosses:
         """G's first, then D's on pooled fakes, as the reference optimize_parameters."""
@@ -67,16 +68,17 @@ class CycleGAN:
     def _update_generators(self, real_a: Tensor, real_b: Tensor) -> tuple[Tensor, Tensor, StepLosses]:
         self.optimizer_G.zero_grad(set_to_none=True)
         cfg, terms = self.cfg, {}
+        g_a, g_b = self.ddp["G_A"], self.ddp["G_B"]
         with autocast(real_a.device, self.amp_dtype):
-            fake_b = self.g_a(real_a)  # G_A(A)
-            fake_a = self.g_b(real_b)  # G_B(B)
-            if cfg.use_gan:
+            fake_b = g_a(real_a)  # G_A(A)
+            fake_a = g_b(real_b)  # G_B(B)
+            if cfg.use_gan:  # the D's themselves, not their DDP wrappers: this backward does not update them
                 assert self.d_a is not None and self.d_b is not None
                 pred_fake_b, pred_fake_a = self.d_a(fake_b), self.d_b(fake_a)
-            rec_a = self.g_b(fake_b) if self.use_cycle_a else None  # G_B(G_A(A))
-            rec_b = self.g_a(fake_a) if self.use_cycle_b else None  # G_A(G_B(B))
+            rec_a = g_b(fake_b) if self.use_cycle_a else None  # G_B(G_A(A))
+            rec_b = g_a(fake_a) if self.use_cycle_b else None  # G_A(G_B(B))
             if self.use_idt:
-                idt_a, idt_b = self.g_a(real_b), self.g_b(real_a)  # G_A(B), G_B(A)
+                idt_a, idt_b = g_a(real_b), g_b(real_a)  # G_A(B), G_B(A)
         if cfg.use_gan:
             terms["g_gan_a"] = self.gan_loss(pred_fake_b, True)
             terms["g_gan_b"] = self.gan_loss(pred_fake_a, True)
@@ -97,8 +99,8 @@ class CycleGAN:
                                fake_b: Tensor) -> StepLosses:
         assert self.d_a is not None and self.d_b is not None and self.optimizer_D is not None
         self.optimizer_D.zero_grad(set_to_none=True)
-        d_a = self._discriminator_loss(self.d_a, real_b, self.fake_b_pool.query(fake_b))
-        d_b = self._discriminator_loss(self.d_b, real_a, self.fake_a_pool.query(fake_a))
+        d_a = self._discriminator_loss(self.ddp["D_A"], real_b, self.fake_b_pool.query(fake_b))
+        d_b = self._discriminator_loss(self.ddp["D_B"], real_a, self.fake_a_pool.query(fake_a))
         (d_a + d_b).backward()
         self.optimizer_D.step()
         return detached({"d_a": d_a, "d_b": d_b})

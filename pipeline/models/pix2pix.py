@@ -13,11 +13,11 @@ from torch import Tensor, nn
 
 from pipeline.config import Pix2PixConfig, TrainConfig
 from pipeline.losses import GANLoss
-from pipeline.models.base import (Batch, StepLosses, autocast, detached, evaluating, make_adam, parameters,
-                                  single_translation)
+from pipeline.models.base import (Batch, Replicated, StepLosses, autocast, detached, evaluating, make_adam,
+                                  parameters, single_translation)
 
 
-class Pix2Pix:
+class Pix2Pix(Replicated):
     """G: A -> B (B -> A when cfg.direction is "b_to_a"); D judges (input, output) pairs.
 
     Objective (§3.1, eq. 4): L_cGAN(G, D) + lambda_L1 * L1(G). With `cfg.conditional_d` False D sees
@@ -40,12 +40,13 @@ class Pix2Pix:
         self.gan_loss = GANLoss(cfg.gan_mode)
         self.optimizer_G = make_adam([generator], train)
         self.optimizer_D = make_adam([discriminator], train) if discriminator is not None else None
+        self.ddp = self.networks()
 
     def train_step(self, batch: Batch) -> StepLosses:
         # reference set_input: direction BtoA swaps the roles of the two domains
         real_a, real_b = (batch.a, batch.b) if self.cfg.direction == "a_to_b" else (batch.b, batch.a)
         with autocast(real_a.device, self.amp_dtype):
-            fake_b = self.generator(real_a)
+            fake_b = self.ddp["G"](real_a)
         losses: StepLosses = {}
         if self.discriminator is not None:  # D first, on fake_b.detach(), as optimize_parameters
             losses |= self._update_discriminator(real_a, real_b, fake_b.detach())
@@ -60,8 +61,8 @@ class Pix2Pix:
         assert self.discriminator is not None and self.optimizer_D is not None
         self.optimizer_D.zero_grad(set_to_none=True)
         with autocast(real_a.device, self.amp_dtype):
-            pred_fake = self.discriminator(self._d_input(real_a, fake_b))
-            pred_real = self.discriminator(self._d_input(real_a, real_b))
+            pred_fake = self.ddp["D"](self._d_input(real_a, fake_b))
+            pred_real = self.ddp["D"](self._d_input(real_a, real_b))
         d_fake = self.gan_loss(pred_fake, False)
         d_real = self.gan_loss(pred_real, True)
         # halved, which slows D's learning relative to G's (pix2pix §3.3; reference backward_D)
@@ -72,7 +73,8 @@ class Pix2Pix:
     def _update_generator(self, real_a: Tensor, real_b: Tensor, fake_b: Tensor) -> StepLosses:
         self.optimizer_G.zero_grad(set_to_none=True)
         terms: dict[str, Tensor] = {}
-        if self.discriminator is not None:  # the just-updated D, as the reference backward_G
+        if self.discriminator is not None:  # the just-updated D, as the reference backward_G (not D's
+            # DDP wrapper: this backward does not update D)
             with autocast(real_a.device, self.amp_dtype):
                 pred_fake = self.discriminator(self._d_input(real_a, fake_b))
             terms["g_gan"] = self.gan_loss(pred_fake, True)
