@@ -5,6 +5,7 @@ Unknown keys, missing keys, wrong types and out-of-range values raise ConfigErro
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -367,9 +368,20 @@ class EvaluateConfig:
 
     batch_size: int = 32
     lpips_weights: str | None = None  # LPIPS weights (safetensors); adds diversity.lpips beside the substitutes
+    # FID/KID (torch-fidelity's FID Inception): a local weights file, or "download" to fetch it once
+    # into torch's hub cache; None: no FID/KID (the segmenter-feature Frechet distance stays)
+    inception_weights: str | None = None
+    inception_sha256: str | None = None  # the file's full digest; None: the published weights' digest prefix
+    kid_subset_size: int = 1000  # images per KID subset (min with the real and generated counts)
+    kid_subsets: int = 100
 
     def __post_init__(self) -> None:
         _check("evaluate.batch_size", self.batch_size >= 1, f"must be >= 1, got {self.batch_size}")
+        _check("evaluate.kid_subset_size", self.kid_subset_size >= 2, f"must be >= 2, got {self.kid_subset_size}")
+        _check("evaluate.kid_subsets", self.kid_subsets >= 1, f"must be >= 1, got {self.kid_subsets}")
+        sha = self.inception_sha256
+        _check("evaluate.inception_sha256", sha is None or bool(re.fullmatch(r"[0-9a-fA-F]{64}", sha)),
+               f"must be 64 hex digits, got {sha!r}")
 
 
 @dataclass(frozen=True)

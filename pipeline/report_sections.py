@@ -151,3 +151,39 @@ def ablation_section(studies: dict[str, dict[str, Any]], params: Params, runs_in
         lines += [f"Not shown (run on another data set, or not run): {', '.join(others)}; their tables are in "
                   f"`{source}`.", ""]
     return lines
+
+
+# --------------------------------------------------------------------------- FID and KID
+
+
+def realism_section(metrics: dict[str, dict[str, Any]], domains: tuple[str, str]) -> list[str]:
+    """"FID and KID" with one line of protocol under the table per number; numbers without a
+    protocol are not printed. Without any, how to get the standard weights."""
+    from pipeline.metrics.realism import protocol_line
+    from pipeline.report import METHOD_NAMES, fmt
+
+    a, b = domains
+    directions = (("to_b", f"{a} → {b}"), ("to_a", f"{b} → {a}"))
+    records, protocols = [], []
+    for m in METHODS:
+        found = {d: r for d, r in ((metrics.get(m) or {}).get("realism") or {}).items()
+                 if isinstance(r, dict) and r.get("protocol")}
+        if not found:
+            continue
+        row = {"Method": METHOD_NAMES[m]}
+        for d, title in directions:
+            r = found.get(d)
+            row[f"FID ({title}) ↓"] = fmt(r["fid"], 2) if r else DASH
+            row[f"KID ({title}) ↓"] = f"{r['kid']:.4f} ± {r['kid_std']:.4f}" if r else DASH
+            if r:
+                protocols.append(f"- {METHOD_NAMES[m]}, {title}: {protocol_line(r['protocol'])}")
+        records.append(row)
+    if not records:
+        skipped = next((str(r["realism_skipped"]) for r in metrics.values() if r.get("realism_skipped")), None)
+        return ["## FID and KID (Inception)", "", f"_Not computed: {skipped}. The Fréchet distance above is in "
+                "the segmenter's features, not Inception's._", ""] if skipped else []
+    table = pd.DataFrame(records)
+    table = table[["Method", *(c for c in table.columns if c != "Method" and (table[c] != DASH).any())]]
+    return ["## FID and KID (Inception)", "",
+            "Between the generated and the real test images of the target domain (KID: mean ± std over subsets). "
+            "Protocol of each number:", "", markdown_table(table), "", *protocols, ""]
