@@ -367,7 +367,13 @@ class EvaluateConfig:
     """`evaluate`: batch size of translation and evaluation, and locally stored metric weights."""
 
     batch_size: int = 32
-    lpips_weights: str | None = None  # LPIPS weights (safetensors); adds diversity.lpips beside the substitutes
+    # LPIPS diversity (the `lpips` package, BicycleGAN's protocol); with weights only, from local files:
+    lpips_weights: str | None = None  # the whole LPIPS state dict (safetensors), or:
+    lpips_backbone_weights: str | None = None  # torchvision's backbone file (e.g. alexnet-owt-7be5be79.pth)
+    lpips_linear_weights: str | None = None  # the learned layers; None: the package's bundled v<version>/<net>.pth
+    lpips_version: Literal["0.0", "0.1"] = "0.1"  # 0.0 and 0.1 differ by 2x on BicycleGAN's diversity
+    lpips_net: Literal["alex", "vgg", "squeeze"] = "alex"
+    lpips_pairs: Literal["consecutive", "all"] = "consecutive"  # compute_dists_pair.py's default, or --all-pairs
     # FID/KID (torch-fidelity's FID Inception): a local weights file, or "download" to fetch it once
     # into torch's hub cache; None: no FID/KID (the segmenter-feature Frechet distance stays)
     inception_weights: str | None = None

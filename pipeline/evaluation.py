@@ -19,7 +19,8 @@ from pipeline.config import Params, flatten
 from pipeline.data.palette import CLASS_NAMES, IGNORE_ID, NUM_CLASSES, ids_to_colour
 from pipeline.data.store import load_split, read_info
 from pipeline.metrics.fcn_score import ConfusionAccumulator, colours_to_ids
-from pipeline.metrics.image import diversity, diversity_lpips, frechet_distance, paired_image_metrics
+from pipeline.metrics.image import diversity, frechet_distance, paired_image_metrics
+from pipeline.metrics.perceptual import Lpips, load_lpips, lpips_diversity
 from pipeline.metrics.realism import HOW_TO_GET_WEIGHTS, RealismSettings, load_inception, realism, resolve_weights
 from pipeline.device import pick_device
 from pipeline.io import atomic_dir, record_path, write_json, write_metrics
@@ -50,7 +51,7 @@ SCORES: dict[str, str] = {
     "photo_to_a.l1": "a_l1",
     f"fid.{FEATURE_SPACE}": "frechet",  # Frechet distance in the segmenter's features (not Inception FID)
     f"diversity.{FEATURE_SPACE}": "diversity",  # mean distance between samples of one input
-    "diversity.lpips": "diversity_lpips",  # with LPIPS weights only (evaluate.lpips_weights)
+    "diversity.lpips": "diversity_lpips",  # with LPIPS weights only (evaluate.lpips_*; protocol: lpips)
     # FID and KID (Inception, the standard protocol; with evaluate.inception_weights only), to the
     # real test images of the target domain: A -> B outputs (labels -> photo) and B -> A outputs
     "realism.to_b.fid": "fid",
@@ -129,7 +130,7 @@ def baselines(curated: Path, segmenter: nn.Module, *, batch_size: int, device: t
 
 
 def evaluate_translations(translated: Path, curated: Path, segmenter: nn.Module | None, *, batch_size: int,
-                          device: torch.device, lpips_weights: Path | None = None,
+                          device: torch.device, lpips: Lpips | None = None, lpips_pairs: str = "consecutive",
                           inception: RealismSettings | None = None) -> dict[str, Any]:
     """Every metric that applies to one method's translations of the test split (LPIPS diversity
     and Inception FID/KID too when their weights are stored locally); `not_applicable` names the
@@ -176,8 +177,9 @@ def evaluate_translations(translated: Path, curated: Path, segmenter: nn.Module 
         samples = np.stack([read_translated(d, ids_a) for d in sample_dirs])  # (K, N, H, W, 3)
         maps = (lambda x: feature_maps(segmenter, x, batch_size, device)) if segmenter is not None else None
         metrics["diversity"] = diversity(samples, maps)
-        if lpips_weights is not None:
-            metrics["diversity"]["lpips"] = diversity_lpips(samples, lpips_weights)
+        if lpips is not None:  # the score beside the substitutes; its pairs, spread and protocol in `lpips`
+            metrics["lpips"] = lpips_diversity(samples, lpips, pairs=lpips_pairs, batch_size=batch_size)
+            metrics["diversity"]["lpips"] = metrics["lpips"]["mean"]
         if scored:  # every sample is a labels -> photo output: the FCN-score over all of them, too
             metrics["labels_to_photo_samples"] = fcn_score(
                 segmenter, samples.reshape(-1, *samples.shape[2:]), np.tile(labels, (len(samples), 1, 1)),
@@ -287,10 +289,10 @@ def evaluate_method(method: str, curated: Path, translated: Path, *, segmenter_d
     if not_applicable_reason(segmenter_dir) is None:  # no segmenter for a data set without labels
         net, _ = load_segmenter(segmenter_dir)
         net.to(device).eval()
-    lpips = Path(params.evaluate.lpips_weights) if params.evaluate.lpips_weights else None
     inception = realism_settings(params, device, checkpoint_label(model_dir))
     metrics = evaluate_translations(translated, curated, net, batch_size=params.evaluate.batch_size,
-                                    device=device, lpips_weights=lpips, inception=inception)
+                                    device=device, lpips=lpips_model(params), lpips_pairs=params.evaluate.lpips_pairs,
+                                    inception=inception)
     run_id = json.loads((model_dir / "config.json").read_text()).get("mlflow_run_id")
     metrics.update(mlflow_run_id=run_id, seconds=time.perf_counter() - started)
     scores = scores_of(metrics)
@@ -335,3 +337,13 @@ def protocol_tags(record: dict[str, Any]) -> dict[str, str]:
         if found:
             tags[f"protocol.{prefix}fid_kid"] = protocol_line(found["protocol"])
     return tags
+
+
+def lpips_model(params: Params) -> Lpips | None:
+    """LPIPS from `evaluate`'s local weight files; None where none is given (the substitutes stay)."""
+    ev = params.evaluate
+    if not (ev.lpips_weights or ev.lpips_backbone_weights):
+        return None
+    path = lambda value: Path(value) if value else None  # noqa: E731
+    return load_lpips(ev.lpips_version, ev.lpips_net, backbone_weights=path(ev.lpips_backbone_weights),
+                      linear_weights=path(ev.lpips_linear_weights), whole_weights=path(ev.lpips_weights))

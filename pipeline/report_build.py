@@ -15,7 +15,8 @@ from pipeline.report import (DASH, DATA, METHOD_NAMES, diversity_table, class_fr
                              images_table, labels_to_photo_table, load_metrics, load_summaries, load_timings,
                              markdown_table, methods_not_applicable, not_applicable_notes, of_upper_bound,
                              params_diff_table, per_class_iou_table, photo_to_labels_table, provenance_table)
-from pipeline.report_sections import ablation_section, curated_hash, read_ablations, realism_section, setup_table
+from pipeline.report_sections import (ablation_section, curated_hash, lpips_protocol_lines, read_ablations,
+                                      realism_section, setup_table)
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,8 @@ def build_report(*, metrics_dir: Path, losses_dir: Path, translated_dir: Path, c
             f"Fréchet distance between the feature statistics of the outputs and of the real {data_set['b']} "
             "(lower is better).",
             "No diversity or realism metrics.")
+        protocols = lpips_protocol_lines(metrics)
+        body += ["Protocol of the LPIPS numbers:", "", *protocols, ""] if protocols else []
     body += realism_section(metrics, (data_set["a"], data_set["b"]))
     skipped = not_applicable_notes(metrics)
     if skipped:

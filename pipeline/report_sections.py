@@ -187,3 +187,21 @@ def realism_section(metrics: dict[str, dict[str, Any]], domains: tuple[str, str]
     return ["## FID and KID (Inception)", "",
             "Between the generated and the real test images of the target domain (KID: mean ± std over subsets). "
             "Protocol of each number:", "", markdown_table(table), "", *protocols, ""]
+
+
+def lpips_protocol_lines(metrics: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per method with LPIPS diversity: the package and its version, LPIPS version,
+    backbone, weights' SHA-256, pairs and counts (the table prints LPIPS only with these)."""
+    from pipeline.report import METHOD_NAMES
+
+    lines = []
+    for m in METHODS:
+        found = (metrics.get(m) or {}).get("lpips") or {}
+        p = found.get("protocol")
+        if p:
+            weights = ", ".join(f"{name} (SHA-256 {sha})" for name, sha in p["weights"].items())
+            lines.append(f"- {METHOD_NAMES[m]}, LPIPS: {p['implementation']}, LPIPS v{p['version']}, {p['backbone']} "
+                         f"backbone, weights {weights}; {p['pairs']} pairs, {found['pairs_per_input']} per input, "
+                         f"{found['n_inputs']} inputs ({found['n_pairs']} pairs), standard error "
+                         f"{found['stderr']:.4f}; input {p['input']}")
+    return lines
