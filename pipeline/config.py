@@ -133,6 +133,10 @@ class TrainConfig:
     # a model folder (trained, or imported with `import-checkpoint`) whose networks start the
     # training; networks it lacks (e.g. the CycleGAN release's D's) and the optimisers start afresh
     init_from: str | None = None
+    # the training's own seed (initial weights, batches, pools); None: the top-level `seed`. Error
+    # bars over seeds vary this alone, so every seed trains on the same data set and is scored by
+    # the same segmenter (`seed` also draws the street scenes and the splits)
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         _check("train.init_from", self.init_from is None or bool(self.init_from.strip()),
@@ -429,6 +433,11 @@ class Params:
         """The schedule of the method whose params section is `section`."""
         cfg = getattr(self, section)
         return ScheduleConfig(cfg.iters, cfg.iters_decay, cfg.batch_size)
+
+    @property
+    def train_seed(self) -> int:
+        """The seed a training draws with: train.seed, else the top-level seed."""
+        return self.seed if self.train.seed is None else self.train.seed
 
     def as_flat_dict(self) -> dict[str, Any]:
         """Dotted keys -> values, as MLflow params."""

@@ -123,15 +123,18 @@ def ablation_section(studies: dict[str, dict[str, Any]], params: Params, runs_in
     store's) with its provenance and table; the others named, with where they live.
     `known_commits`: the rows' commits that this repository's history holds."""
     from pipeline.ablations import data_params, provenance, study_table
+    from pipeline.seeds import TEST, ordering_lines, seeded_table
 
     ours = data_params(params.as_flat_dict())
     shown = {n: r for n, r in studies.items() if _same_data(r, ours, data_hash)}
+    seeded = any(r.get("seeds") for r in shown.values())
     lines = ["## Ablations", "",
-             f"From `{source}` (`python -m stages ablation-report`): DVC experiments, one seed each, so a gap of a "
-             "few points is within noise. Only studies whose every row ran on this report's data set are shown.",
-             ""]
+             f"From `{source}` (`python -m stages ablation-report`): DVC experiments, "
+             + (f"over seeds (mean ± std, n); each ordering a paper claims is decided by {TEST}. " if seeded else
+                "one seed each, so a gap of a few points is within noise. ")
+             + "Only studies whose every row ran on this report's data set are shown.", ""]
     for name, record in shown.items():
-        run_ids = [r["mlflow_run_id"] for r in record["rows"] if r.get("mlflow_run_id")]
+        run_ids = [i for r in record["rows"] for i in (r.get("mlflow_run_ids") or [r.get("mlflow_run_id")]) if i]
         if runs_in_store is None:
             where = "the MLflow store could not be read to check its runs"
         else:
@@ -143,9 +146,11 @@ def ablation_section(studies: dict[str, dict[str, Any]], params: Params, runs_in
         if commits - known_commits:
             where += ("; the commit it names is not in this repository's history (DVC runs a queued "
                       "experiment from a temporary commit)")
-        lines += [f"### {record['title']}", "", f"As in {record['paper_table']}. {provenance(record)} The data set is "
-                  f"this report's; {where}.", "", record["caption"], "",
-                  markdown_table(study_table(record, runs_in_store)), ""]
+        table = seeded_table(record) if record.get("seeds") else study_table(record, runs_in_store)
+        seeds = f" {record['seeds']} training seeds per row." if record.get("seeds") else ""
+        lines += [f"### {record['title']}", "", f"As in {record['paper_table']}. {provenance(record)}{seeds} The data "
+                  f"set is this report's; {where}.", "", record["caption"], "", markdown_table(table), "",
+                  *ordering_lines(record), *([""] if record.get("orderings") else [])]
     others = [r["title"] for n, r in studies.items() if n not in shown]
     if others:
         lines += [f"Not shown (run on another data set, or not run): {', '.join(others)}; their tables are in "

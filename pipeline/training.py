@@ -249,16 +249,16 @@ def train_method(method: str, curated: Path, *, out_dir: Path, state_dir: Path, 
     device = pick_device(params.train.device)
     if params.train.threads:
         torch.set_num_threads(params.train.threads)
-    torch.manual_seed(params.seed)
+    torch.manual_seed(params.train_seed)  # train.seed, else seed: seeds for error bars keep the data
     schedule = params.schedule(spec.section)
     data = training_arrays(curated, "train", method, spec.paired)
     sampler_spec = SamplerSpec(image_size=params.image_size, load_size=params.train.load_size,
-                               batch_size=schedule.batch_size, flip=params.train.flip, seed=params.seed,
+                               batch_size=schedule.batch_size, flip=params.train.flip, seed=params.train_seed,
                                paired=spec.paired, data_paired=data.paired, a_is_labels=data.a_is_labels)
     sampler = BatchSampler(data.a, data.b, sampler_spec, device)
     sample_batch = fixed_batch(curated, "val", 4, device)
     config = {"method": method, "params": dataclasses.asdict(params)}
-    model = build_model(method, params, device, seed=params.seed)
+    model = build_model(method, params, device, seed=params.train_seed)
     if params.train.init_from:
         config["init_from"] = _start_from(model, method, Path(params.train.init_from), params, state_dir, config)
     # run name and tags tell a study's rows apart in the MLflow UI (study, row, changed params)
