@@ -137,8 +137,12 @@ class TrainConfig:
     # bars over seeds vary this alone, so every seed trains on the same data set and is scored by
     # the same segmenter (`seed` also draws the street scenes and the splits)
     seed: int | None = None
+    # export the networks every K steps into the model folder's kept/ (0: never), so that `select`
+    # can choose a checkpoint on the val split
+    keep_every: int = 0
 
     def __post_init__(self) -> None:
+        _check("train.keep_every", self.keep_every >= 0, f"must be >= 0, got {self.keep_every}")
         _check("train.init_from", self.init_from is None or bool(self.init_from.strip()),
                "must be a model folder or null, got an empty string")
         _check("train.lr", self.lr > 0, f"must be > 0, got {self.lr}")
@@ -395,6 +399,13 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class SelectConfig:
+    """`select`: choosing a checkpoint on the val split (opt in; needs train.keep_every's checkpoints)."""
+
+    enabled: bool = False
+
+
+@dataclass(frozen=True)
 class Params:
     """The whole of params.yaml."""
 
@@ -418,6 +429,7 @@ class Params:
     fastcut: FastCUTConfig = field(default_factory=FastCUTConfig)
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
 
     def __post_init__(self) -> None:
         _check("image_size", self.image_size >= 16 and self.image_size % 16 == 0,

@@ -131,10 +131,10 @@ def baselines(curated: Path, segmenter: nn.Module, *, batch_size: int, device: t
 
 def evaluate_translations(translated: Path, curated: Path, segmenter: nn.Module | None, *, batch_size: int,
                           device: torch.device, lpips: Lpips | None = None, lpips_pairs: str = "consecutive",
-                          inception: RealismSettings | None = None) -> dict[str, Any]:
-    """Every metric that applies to one method's translations of the test split (LPIPS diversity
-    and Inception FID/KID too when their weights are stored locally); `not_applicable` names the
-    others and why.
+                          inception: RealismSettings | None = None, split: str = "test") -> dict[str, Any]:
+    """Every metric that applies to one method's translations of a split (the test split; `select`
+    scores val), LPIPS diversity and Inception FID/KID too when their weights are stored locally;
+    `not_applicable` names the others and why.
 
     FCN-scores need label maps and the segmenter (None for a data set without labels); SSIM, PSNR
     and L1 need pairs; the segmenter-feature Fréchet distance needs the segmenter's feature space;
@@ -142,7 +142,7 @@ def evaluate_translations(translated: Path, curated: Path, segmenter: nn.Module 
     domain has real test images (label maps count, drawn in the palette's colours).
     """
     info = read_info(curated)
-    test = load_split(curated, "test")
+    test = load_split(curated, split)
     ids_a = _listed(translated / IDS_A, test.ids_a or [])
     ids_file_b = translated / IDS_B
     ids_b = _listed(ids_file_b if ids_file_b.is_file() else translated / IDS_A, test.ids)
@@ -217,7 +217,7 @@ def _listed(path: Path, expected: list[str]) -> list[str]:
     """The ids a translation folder lists, which must be the test split's, in order."""
     ids = path.read_text().split() if path.is_file() else []
     if ids != expected:
-        raise ValueError(f"{path} does not list the curated test split's images in order; translate again")
+        raise ValueError(f"{path} does not list the curated split's images in order; translate again")
     return ids
 
 

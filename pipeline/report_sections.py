@@ -210,3 +210,49 @@ def lpips_protocol_lines(metrics: dict[str, dict[str, Any]]) -> list[str]:
                          f"{found['n_inputs']} inputs ({found['n_pairs']} pairs), standard error "
                          f"{found['stderr']:.4f}; input {p['input']}")
     return lines
+
+
+# --------------------------------------------------------------------------- checkpoint selection
+
+# the test scores the selection table shows, where a record has them
+SELECTION_SCORES = (("pixel_acc", "Test per-pixel acc."), ("class_iou", "Test class IOU"),
+                    ("label_acc", "Test label acc."), ("fid", "Test FID"), ("kid", "Test KID"),
+                    ("a_fid", "Test FID (B → A)"))
+
+
+def read_selection(selection_dir: Path | None, metrics: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """select's records by method: those that ran (select.enabled), of methods in this report."""
+    if selection_dir is None:
+        return {}
+    found = {}
+    for m in METHODS:
+        path = Path(selection_dir) / f"{m}.json"
+        if path.is_file() and m in metrics:
+            record = json.loads(path.read_text())
+            if isinstance(record, dict) and record.get("enabled"):
+                found[m] = record
+    return found
+
+
+def selection_section(records: dict[str, dict[str, Any]]) -> list[str]:
+    """Test scores of the final and of the val-selected checkpoint, labelled; never a test-best one."""
+    from pipeline.report import METHOD_NAMES, fmt
+
+    if not records:
+        return []
+    rows = []
+    for m, record in records.items():
+        crit = record["criterion"]
+        for role, title in (("final", "final"), ("selected", f"val-selected (best val {crit['score']})")):
+            entry = record[role]
+            rows.append({"Method": METHOD_NAMES[m], "Checkpoint": f"{title}: {entry['checkpoint']}",
+                         "Val score": f"{crit['score']} {fmt(entry['val'])}",
+                         **{h: fmt(entry["test"].get(k)) for k, h in SELECTION_SCORES}})
+    table = pd.DataFrame(rows)
+    table = table[[c for c in table.columns if (table[c] != DASH).any()]]
+    n = {m: len(r["candidates"]) for m, r in records.items()}
+    return ["## Checkpoints chosen on the val split", "",
+            "Each method's kept checkpoints (`train.keep_every`) and its final one, ranked on the val split by the "
+            "score named (FCN-score where labels exist, else FID); test scores of the final and of the val-selected "
+            "checkpoint. No checkpoint is chosen on the test split. Checkpoints ranked: "
+            + ", ".join(f"{METHOD_NAMES[m]} {k}" for m, k in n.items()) + ".", "", markdown_table(table), ""]

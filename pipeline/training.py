@@ -24,6 +24,7 @@ from pipeline.data.store import read_info
 from pipeline.device import pick_device
 from pipeline.finetune import PRETRAINED_RECORD, init_record, load_init, use_pretrained
 from pipeline.io import atomic_dir, atomic_file, write_json
+from pipeline.kept import collect_kept, keep_checkpoint
 from pipeline.models import build_model, method_spec
 from pipeline.models.base import Batch, Translator
 from pipeline.tracking import MlflowTracker, Tracker, dvc_experiment
@@ -47,6 +48,7 @@ class LoopSettings:
     sample_every: int
     checkpoint_every: int
     progress: bool = True
+    keep_every: int = 0  # train.keep_every: export the networks every K steps for `select` (0: never)
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,8 @@ def fit(model: Translator, sampler: BatchSampler, schedule: ScheduleConfig, loop
                 tracker.log_artifact(grid, "samples")
                 for net in networks.values():
                     net.train()
+            if loop.keep_every and step % loop.keep_every == 0 and step < total:
+                keep_checkpoint(state_dir, step, model.exported_networks(), config)
             if step % loop.checkpoint_every == 0 or step == total:
                 save_training_state(state_path, step=step, config=config, networks=networks, optimizers=optimizers,
                                     schedulers=schedulers, extra=model.extra_state(), run_id=tracker.run_id,
@@ -269,13 +273,15 @@ def train_method(method: str, curated: Path, *, out_dir: Path, state_dir: Path, 
     tracker = MlflowTracker(params.train.mlflow_experiment, run_name=run_name, tags=tags,
                             run_id=resumable_run_id(state_dir, config))
     tracker.log_params({"method": method, **method_params(params, method)})  # not the other methods' params
-    loop = LoopSettings(params.train.log_every, params.train.sample_every, params.train.checkpoint_every, progress)
+    loop = LoopSettings(params.train.log_every, params.train.sample_every, params.train.checkpoint_every, progress,
+                        keep_every=params.train.keep_every)
     status = "FAILED"
     try:
         result = fit(model, sampler, schedule, loop, tracker, config=config, state_dir=state_dir,
                      losses_csv=losses_csv, samples_dir=samples_dir, sample_batch=sample_batch)
         with atomic_dir(out_dir) as tmp:
             export_networks(tmp, model.exported_networks(), {**config, "mlflow_run_id": tracker.run_id})
+            collect_kept(state_dir, tmp, config, result.steps)  # train.keep_every's, for `select`
             write_json(tmp / "train_summary.json", {**dataclasses.asdict(result), "device": str(device),
                                                     "mlflow_run_id": tracker.run_id})
         for name in model.exported_networks():
