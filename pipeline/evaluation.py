@@ -328,7 +328,7 @@ def realism_settings(params: Params, device: torch.device, checkpoint: str,
 
 
 def protocol_tags(record: dict[str, Any]) -> dict[str, str]:
-    """`protocol.<score>`: the protocol line of every FID/KID score in an evaluation record."""
+    """`protocol.<score>`: the protocol of every FID/KID and LPIPS score in an evaluation record."""
     from pipeline.metrics.realism import protocol_line
 
     tags = {}
@@ -336,6 +336,11 @@ def protocol_tags(record: dict[str, Any]) -> dict[str, str]:
         found = (record.get("realism") or {}).get(direction)
         if found:
             tags[f"protocol.{prefix}fid_kid"] = protocol_line(found["protocol"])
+    lpips = (record.get("lpips") or {}).get("protocol")
+    if lpips:
+        weights = ", ".join(f"{name} (SHA-256 {sha})" for name, sha in lpips["weights"].items())
+        tags["protocol.diversity_lpips"] = (f"{lpips['implementation']}, LPIPS v{lpips['version']}, "
+                                            f"{lpips['backbone']}, weights {weights}, {lpips['pairs']} pairs")
     return tags
 
 

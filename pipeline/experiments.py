@@ -7,7 +7,8 @@ import logging
 import subprocess
 from pathlib import Path
 
-from pipeline.ablations import PRESETS, ablations_markdown, as_json, dvc_commands, parse_exp_show, row_run_tags, study_for
+from pipeline.ablations import (PRESETS, ablations_markdown, as_json, dvc_commands, parse_exp_show, row_run_tags,
+                                study_for, study_tag)
 from pipeline.config import Params
 from pipeline.io import atomic_file, write_json
 from pipeline.seeds import seeded_commands, seeded_json, seeded_markdown
@@ -83,12 +84,20 @@ def write_ablation_report(study: str, params: Params, *, out: Path, json_out: Pa
     except json.JSONDecodeError as exc:
         raise ValueError(f"{' '.join(command)} printed no JSON ({exc})") from None
     attach_run_ids(experiments, {f: r for s in studies for f, r in s.metrics_files.items()}, repo_root())
-    if seeds:  # MLflow runs are tagged by `train` (the experiment name names the study row and seed)
+    if seeds:
         records = [seeded_json(s, experiments, params, seeds, budget) for s in studies]
         with atomic_file(out) as tmp:
             tmp.write_text(seeded_markdown(records))
         write_json(json_out, {r["name"]: r for r in records})
         log.info("wrote %s and %s (%d experiments found)", out, json_out, len(experiments))
+        if tag:  # a seed that reused an earlier run (the baseline's params and seed) gets the tag too
+            runs: dict[str, dict[str, str]] = {}
+            for study, record in zip(studies, records):
+                for row in record["rows"]:
+                    for run_id in row["mlflow_run_ids"]:
+                        runs.setdefault(run_id, {})[study_tag(study, budget)] = row["label"]
+            if runs:
+                log.info("tagged %d of %d MLflow runs with their study rows", tag_runs(runs), len(runs))
         return len(experiments)
     with atomic_file(out) as tmp:
         tmp.write_text(ablations_markdown(studies, experiments, budget))

@@ -90,3 +90,6 @@ def test_evaluation_adds_lpips_diversity_from_the_params_weights(tiny_curated, b
                                     lpips=lpips_model(params), lpips_pairs=params.evaluate.lpips_pairs)
     assert metrics["lpips"]["pairs_per_input"] == 3 and metrics["lpips"]["protocol"]["version"] == "0.0"
     assert scores_of(metrics)["diversity_lpips"] == metrics["lpips"]["mean"] > 0
+    from pipeline.evaluation import protocol_tags
+
+    assert "LPIPS v0.0, alex" in protocol_tags(metrics)["protocol.diversity_lpips"]  # the MLflow run's tag
