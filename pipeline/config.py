@@ -379,7 +379,8 @@ class EvaluateConfig:
     lpips_weights: str | None = None  # the whole LPIPS state dict (safetensors), or:
     lpips_backbone_weights: str | None = None  # torchvision's backbone file (e.g. alexnet-owt-7be5be79.pth)
     lpips_linear_weights: str | None = None  # the learned layers; None: the package's bundled v<version>/<net>.pth
-    lpips_version: Literal["0.0", "0.1"] = "0.1"  # 0.0 and 0.1 differ by 2x on BicycleGAN's diversity
+    # BicycleGAN's numbers are v0.0 (its README), the package's default 0.1; they differ by 2x there
+    lpips_version: Literal["0.0", "0.1"] = "0.0"
     lpips_net: Literal["alex", "vgg", "squeeze"] = "alex"
     lpips_pairs: Literal["consecutive", "all"] = "consecutive"  # compute_dists_pair.py's default, or --all-pairs
     # FID/KID (torch-fidelity's FID Inception): a local weights file, or "download" to fetch it once

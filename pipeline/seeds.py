@@ -16,9 +16,9 @@ from pipeline.report import DASH, markdown_table
 
 SEED_KEY = "train.seed"  # the training's seed alone: every seed trains on the same data set
 ALPHA = 0.05
-TEST = (f"Welch's t-test (two-sided, alpha {ALPHA:g}) on the per-seed scores: the rows' variances differ "
-        "(a GAN without its reconstruction term swings more from seed to seed), so it does not assume them "
-        "equal; non-overlapping mean ± std has no stated error rate")
+TEST = (f"Welch's t-test (two-sided, alpha {ALPHA:g}) on the per-seed scores: nothing makes two rows' variances "
+        "equal (a GAN without a reconstruction term may swing more from seed to seed), so it does not assume "
+        "them equal; non-overlapping mean ± std has no stated error rate")
 
 # The orderings the papers claim, on the score their tables lead with: (better row, worse row, score, source)
 CLAIMS: dict[str, tuple[tuple[str, str, str, str], ...]] = {

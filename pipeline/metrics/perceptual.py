@@ -26,9 +26,10 @@ BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth
 
 
 def sample_pairs(k: int, pairs: str) -> list[tuple[int, int]]:
-    """Which samples of one input are compared. `consecutive`: (0, 1), (1, 2), ..., the default of
-    the LPIPS authors' compute_dists_pair.py that BicycleGAN's diversity used (K samples, K-1 pairs);
-    `all`: every one of the K(K-1)/2 pairs (its --all-pairs)."""
+    """Which samples of one input are compared. `consecutive`: (0, 1), (1, 2), ..., as BicycleGAN's
+    README states its diversity (20 samples, 19 pairs per input, 100 inputs, LPIPS v0.0) and as the
+    LPIPS authors' compute_dists_pair.py (now lpips_1dir_allpairs.py) does by default;
+    `all`: every one of the K(K-1)/2 pairs (that script's --all-pairs)."""
     if k < 2:
         raise ValueError(f"diversity needs at least 2 samples per input, got {k}")
     if pairs == "consecutive":
