@@ -93,30 +93,23 @@ def test_weights_are_checked_by_sha256_and_never_fetched_unasked(weights, tmp_pa
     assert fetched == [(R.INCEPTION_URL, R.PUBLISHED_SHA256_PREFIX)]
 
 
-def test_fid_and_kid_through_the_librarys_inception_carry_their_protocol(weights):
+def test_the_librarys_inception_gives_pool3_features_from_the_checked_file(weights):
     path, digest = weights
     inception = R.load_inception(path, digest, torch.device("cpu"))
-    rng = np.random.default_rng(0)
-    real = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
-    fake = np.clip(real.astype(int) // 2 + 60, 0, 255).astype(np.uint8)
-    feats = R.inception_features(inception, real, batch_size=3)
-    assert feats.shape == (4, 2048) and torch.isfinite(feats).all() and feats.std() > 1e-3
-    settings = R.RealismSettings(inception, kid_subset_size=1000, kid_subsets=5, seed=0, checkpoint="final (step 2)")
-    out = R.realism(settings, real, fake, batch_size=4)
-    assert out["fid"] > 1e-3 and R.fid(feats, feats) == pytest.approx(0.0, abs=1e-3)
-    assert out["kid"] > R.kid(feats, feats, subset_size=4, subsets=5, seed=0)["mean"]
-    p = out["protocol"]
+    images = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    feats = R.inception_features(inception, images, batch_size=2)  # two batches, resized to 299 px inside
+    assert feats.shape == (3, 2048) and torch.isfinite(feats).all() and feats.std() > 1e-3
+    assert R.fid(feats, feats) == pytest.approx(0.0, abs=1e-3)
+    p = inception.protocol()
     assert p["implementation"] == f"torch-fidelity {R.library_version()}" and p["weights_sha256"] == digest
-    assert (p["n_real"], p["n_generated"], p["split"], p["network_input"]) == (4, 4, "test", "299x299")
-    assert p["kid"]["subset_size"] == 4 and p["source_size"] == "32x32"
-    line = R.protocol_line(p)
-    assert digest in line and "4 real and 4 generated test images" in line and "final (step 2)" in line
+    assert p["network_input"] == "299x299" and "TensorFlow 1.x" in p["resize"]
 
 
 def test_cyclegan_folders_get_fid_and_kid_both_ways_in_the_record_mlflow_and_report(weights, tmp_path, mlflow_uri):
     import yaml
 
     from tests.unit import real_data
+    from pipeline.metrics.realism import protocol_line
     from tests.unit.test_real_datasets import Run, write_params
 
     path, digest = weights
@@ -135,6 +128,9 @@ def test_cyclegan_folders_get_fid_and_kid_both_ways_in_the_record_mlflow_and_rep
     assert (to_b["protocol"]["n_real"], to_b["protocol"]["n_generated"]) == (3, 2)  # testB real, testA -> B
     assert (to_a["protocol"]["n_real"], to_a["protocol"]["n_generated"]) == (2, 3)
     assert to_b["protocol"]["kid"]["subset_size"] == 2 and to_b["protocol"]["checkpoint"].startswith("final (step 2")
+    assert to_b["fid"] > 0 and to_b["protocol"]["split"] == "test" and to_b["protocol"]["source_size"] == "32x32"
+    line = protocol_line(to_b["protocol"])
+    assert digest in line and "3 real and 2 generated test images" in line and "4 subsets of 2" in line
     from mlflow.tracking import MlflowClient
 
     tags = MlflowClient(mlflow_uri).get_run(record["mlflow_run_id"]).data.tags
