@@ -18,7 +18,7 @@ def ablate(
     budget: str = typer.Option("default", help="default | small (fewer steps, for every row)."),
     queue: bool = typer.Option(True, help="Queue the rows and start the queue; --no-queue runs them one "
                                           "after another in the workspace."),
-    jobs: int = typer.Option(1, help="Queue workers (dvc queue start -j)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Queue workers (dvc queue start -j)."),
     target: Annotated[list[str] | None, typer.Option(help="Stages to reproduce per row, e.g. "
                                                           "evaluate@cyclegan (default: the whole pipeline).")] = None,
     dry_run: bool = typer.Option(False, help="Print the commands without running them."),
