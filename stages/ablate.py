@@ -34,8 +34,8 @@ def ablate(
     if dry_run:
         typer.echo("\n".join(" ".join(command) for command in commands))
     elif queue:
-        log.info("queued; follow with `dvc queue status` / `dvc queue logs <name>`, then "
-                 "`python -m stages ablation-report %s%s%s`", study, "" if budget == "default" else f" --budget {budget}",
+        log.info("queued; follow with `dvc queue status` / `dvc queue logs <name>`, then `python -m stages "
+                 "ablation-report %s%s%s`", study, "" if budget == "default" else f" --budget {budget}",
                  f" --seeds {seeds}" if seeds else "")
 
 
