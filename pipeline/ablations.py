@@ -46,6 +46,21 @@ class Study:
     rows: tuple[tuple[str, Overrides], ...]  # (the paper's row label, overrides)
     caption: str = ""
     metric_columns: tuple[tuple[str, str], ...] = FCN_COLUMNS
+    row_methods: tuple[str, ...] = ()  # a study of methods: each row's own (else every row is `method`)
+
+    def method_of(self, label: str) -> str:
+        """The method a row trains and is scored by."""
+        labels = [row for row, _ in self.rows]
+        return self.row_methods[labels.index(label)] if self.row_methods else self.method
+
+    def metrics_file_of(self, label: str) -> str:
+        return f"reports/metrics/{self.method_of(label)}.json"
+
+    @property
+    def metrics_files(self) -> dict[str, str]:
+        """Every metrics file the rows are read from -> the record beside it (which names the MLflow run)."""
+        files = [f"reports/metrics/{m}.json" for m in dict.fromkeys(self.row_methods or (self.method,))]
+        return {f: record_path(Path(f)).as_posix() for f in files}
 
     @property
     def touched_keys(self) -> tuple[str, ...]:
@@ -166,12 +181,24 @@ def _cut_ablation(p: Params) -> Study:
                 f"PatchNCE on G's layer {p.cut.nce_layers[-1]} alone.")
 
 
+def _default_methods(p: Params) -> Study:
+    """The default run's three methods as rows, each with its own defaults: the study to repeat over
+    seeds for error bars on the report's main table."""
+    methods = ("pix2pix", "cyclegan", "bicyclegan")
+    return Study(
+        "default_methods", "The default run's methods", "CycleGAN (Zhu et al. 2017), Table 1 (pix2pix and CycleGAN)",
+        "pix2pix", "Method", rows=tuple((METHODS[m].title, {}) for m in methods), row_methods=methods,
+        caption="FCN-scores of labels -> photo, each method at its default params; BicycleGAN's row is its "
+                "fixed-z output.")
+
+
 _BUILDERS: dict[str, Callable[[Params], Study]] = {
     "cyclegan_table4": _cyclegan_table4,
     "pix2pix_loss": _pix2pix_loss,
     "pix2pix_generator": _pix2pix_generator,
     "pix2pix_patch": _pix2pix_patch,
     "cut_ablation": _cut_ablation,
+    "default_methods": _default_methods,
 }
 
 
@@ -205,7 +232,8 @@ def row_overrides(study: Study, label: str, baseline: Params, budget: str = "def
     if budget not in BUDGETS:
         raise ValueError(f"unknown budget {budget!r}; expected one of {sorted(BUDGETS)}")
     flat = baseline.as_flat_dict()
-    return {key: rows[label].get(key, flat[key]) for key in study.touched_keys} | BUDGETS[budget](study.method)
+    budget_keys = BUDGETS[budget](study.method_of(label))
+    return {key: rows[label].get(key, flat[key]) for key in study.touched_keys} | budget_keys
 
 
 # --------------------------------------------------------------------------- DVC commands
@@ -291,7 +319,9 @@ def study_tag(study: Study, budget: str = "default") -> str:
 
 
 def study_row(experiment: str | None) -> tuple[Study, str, str] | None:
-    """(study, row label, budget) of a DVC experiment named by `exp_name`, else None."""
+    """(study, row label, budget) of a DVC experiment named by `exp_name` (a seed's too), else None."""
+    seeded = re.fullmatch(r"(.+)-seed\d+", experiment or "")
+    experiment = seeded[1] if seeded else experiment
     for study in PRESETS.values():
         for label, _ in study.rows:
             for budget in BUDGETS:
@@ -325,10 +355,11 @@ def run_labels(method: str, params: Params, experiment: str | None) -> tuple[str
     experiments, the method's name in the workspace; always the changed params."""
     tags = {"changed_params": changed_params(params, method)}
     found = study_row(experiment)
-    if found is not None and found[0].method == method:
+    if found is not None and found[0].method_of(found[1]) == method:
         study, label, budget = found
         tags[study_tag(study, budget)] = label
-        return f"{study_key(study, budget)}: {label}", tags
+        seed = re.fullmatch(r".+-seed(\d+)", experiment or "")
+        return f"{study_key(study, budget)}: {label}" + (f" (seed {seed[1]})" if seed else ""), tags
     return (f"{method} {experiment}" if experiment else method), tags
 
 
@@ -402,9 +433,11 @@ def data_params(flat: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in sorted(flat.items()) if k in DATA_KEYS or k.startswith(DATA_KEYS_PREFIXES)}
 
 
-def ablation_rows(study: Study, experiments: list[dict[str, Any]], budget: str = "default") -> list[dict[str, Any]]:
-    """One record per study row: its experiment (the newest of that name), status and metrics, and
-    its provenance: the commit it ran from, when, its training steps and its data set's params."""
+def ablation_rows(study: Study, experiments: list[dict[str, Any]], budget: str = "default",
+                  seed_suffix: str = "") -> list[dict[str, Any]]:
+    """One record per study row: its experiment (the newest of that name, `seed_suffix` added:
+    `-seed<k>` for one seed's), status and metrics, and its provenance: the commit it ran from,
+    when, its training steps and its data set's params."""
     by_name: dict[str, dict[str, Any]] = {}
     for exp in experiments:
         name = exp.get("name")
@@ -412,12 +445,13 @@ def ablation_rows(study: Study, experiments: list[dict[str, Any]], budget: str =
             by_name[name] = exp
     rows = []
     for label, overrides in study.rows:
-        name = exp_name(study, label, budget)
+        name = exp_name(study, label, budget) + seed_suffix
         exp = by_name.get(name)
-        metrics = (exp or {}).get("metrics", {}).get(study.metrics_file, {})
-        run_id = ((exp or {}).get("run_ids") or {}).get(study.metrics_file)
+        metrics_file = study.metrics_file_of(label)
+        metrics = (exp or {}).get("metrics", {}).get(metrics_file, {})
+        run_id = ((exp or {}).get("run_ids") or {}).get(metrics_file)
         params = (exp or {}).get("params") or {}
-        section = METHODS[study.method].section
+        section = METHODS[study.method_of(label)].section
         steps = [params.get(f"{section}.iters"), params.get(f"{section}.iters_decay")]
         rows.append({"label": label, "experiment": name, "status": exp["status"] if exp else NOT_RUN,
                      "overrides": dict(overrides), "mlflow_run_id": run_id,

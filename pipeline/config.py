@@ -5,6 +5,7 @@ Unknown keys, missing keys, wrong types and out-of-range values raise ConfigErro
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -137,11 +138,19 @@ class TrainConfig:
     nproc_per_node: int = 1
     sync_batchnorm: bool = True  # batch norm over the global batch (SyncBatchNorm); false: each rank's share
     collective_timeout_s: int = 600  # a rank that waits longer on a collective fails, and torchrun stops all
+    # the training's own seed (initial weights, batches, pools); None: the top-level `seed`. Error
+    # bars over seeds vary this alone, so every seed trains on the same data set and is scored by
+    # the same segmenter (`seed` also draws the street scenes and the splits)
+    seed: int | None = None
+    # export the networks every K steps into the model folder's kept/ (0: never), so that `select`
+    # can choose a checkpoint on the val split
+    keep_every: int = 0
 
     def __post_init__(self) -> None:
         _check("train.nproc_per_node", self.nproc_per_node >= 1, f"must be >= 1, got {self.nproc_per_node}")
         _check("train.collective_timeout_s", self.collective_timeout_s >= 1,
                f"must be >= 1, got {self.collective_timeout_s}")
+        _check("train.keep_every", self.keep_every >= 0, f"must be >= 0, got {self.keep_every}")
         _check("train.init_from", self.init_from is None or bool(self.init_from.strip()),
                "must be a model folder or null, got an empty string")
         _check("train.lr", self.lr > 0, f"must be > 0, got {self.lr}")
@@ -374,10 +383,35 @@ class EvaluateConfig:
     """`evaluate`: batch size of translation and evaluation, and locally stored metric weights."""
 
     batch_size: int = 32
-    lpips_weights: str | None = None  # LPIPS weights (safetensors); adds diversity.lpips beside the substitutes
+    # LPIPS diversity (the `lpips` package, BicycleGAN's protocol); with weights only, from local files:
+    lpips_weights: str | None = None  # the whole LPIPS state dict (safetensors), or:
+    lpips_backbone_weights: str | None = None  # torchvision's backbone file (e.g. alexnet-owt-7be5be79.pth)
+    lpips_linear_weights: str | None = None  # the learned layers; None: the package's bundled v<version>/<net>.pth
+    # BicycleGAN's numbers are v0.0 (its README), the package's default 0.1; they differ by 2x there
+    lpips_version: Literal["0.0", "0.1"] = "0.0"
+    lpips_net: Literal["alex", "vgg", "squeeze"] = "alex"
+    lpips_pairs: Literal["consecutive", "all"] = "consecutive"  # compute_dists_pair.py's default, or --all-pairs
+    # FID/KID (torch-fidelity's FID Inception): a local weights file, or "download" to fetch it once
+    # into torch's hub cache; None: no FID/KID (the segmenter-feature Frechet distance stays)
+    inception_weights: str | None = None
+    inception_sha256: str | None = None  # the file's full digest; None: the published weights' digest prefix
+    kid_subset_size: int = 1000  # images per KID subset (min with the real and generated counts)
+    kid_subsets: int = 100
 
     def __post_init__(self) -> None:
         _check("evaluate.batch_size", self.batch_size >= 1, f"must be >= 1, got {self.batch_size}")
+        _check("evaluate.kid_subset_size", self.kid_subset_size >= 2, f"must be >= 2, got {self.kid_subset_size}")
+        _check("evaluate.kid_subsets", self.kid_subsets >= 1, f"must be >= 1, got {self.kid_subsets}")
+        sha = self.inception_sha256
+        _check("evaluate.inception_sha256", sha is None or bool(re.fullmatch(r"[0-9a-fA-F]{64}", sha)),
+               f"must be 64 hex digits, got {sha!r}")
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    """`select`: choosing a checkpoint on the val split (opt in; needs train.keep_every's checkpoints)."""
+
+    enabled: bool = False
 
 
 @dataclass(frozen=True)
@@ -404,6 +438,7 @@ class Params:
     fastcut: FastCUTConfig = field(default_factory=FastCUTConfig)
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
 
     def __post_init__(self) -> None:
         _check("image_size", self.image_size >= 16 and self.image_size % 16 == 0,
@@ -419,6 +454,11 @@ class Params:
         """The schedule of the method whose params section is `section`."""
         cfg = getattr(self, section)
         return ScheduleConfig(cfg.iters, cfg.iters_decay, cfg.batch_size)
+
+    @property
+    def train_seed(self) -> int:
+        """The seed a training draws with: train.seed, else the top-level seed."""
+        return self.seed if self.train.seed is None else self.train.seed
 
     def as_flat_dict(self) -> dict[str, Any]:
         """Dotted keys -> values, as MLflow params."""

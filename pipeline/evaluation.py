@@ -19,7 +19,9 @@ from pipeline.config import Params, flatten
 from pipeline.data.palette import CLASS_NAMES, IGNORE_ID, NUM_CLASSES, ids_to_colour
 from pipeline.data.store import load_split, read_info
 from pipeline.metrics.fcn_score import ConfusionAccumulator, colours_to_ids
-from pipeline.metrics.image import diversity, diversity_lpips, frechet_distance, paired_image_metrics
+from pipeline.metrics.image import diversity, frechet_distance, paired_image_metrics
+from pipeline.metrics.perceptual import Lpips, load_lpips, lpips_diversity
+from pipeline.metrics.realism import HOW_TO_GET_WEIGHTS, RealismSettings, load_inception, realism, resolve_weights
 from pipeline.device import pick_device
 from pipeline.io import atomic_dir, record_path, write_json, write_metrics
 from pipeline.metrics.segmenter import (feature_maps, features, load_segmenter, predict, save_segmenter,
@@ -49,7 +51,13 @@ SCORES: dict[str, str] = {
     "photo_to_a.l1": "a_l1",
     f"fid.{FEATURE_SPACE}": "frechet",  # Frechet distance in the segmenter's features (not Inception FID)
     f"diversity.{FEATURE_SPACE}": "diversity",  # mean distance between samples of one input
-    "diversity.lpips": "diversity_lpips",  # with LPIPS weights only (evaluate.lpips_weights)
+    "diversity.lpips": "diversity_lpips",  # with LPIPS weights only (evaluate.lpips_*; protocol: lpips)
+    # FID and KID (Inception, the standard protocol; with evaluate.inception_weights only), to the
+    # real test images of the target domain: A -> B outputs (labels -> photo) and B -> A outputs
+    "realism.to_b.fid": "fid",
+    "realism.to_b.kid": "kid",
+    "realism.to_a.fid": "a_fid",
+    "realism.to_a.kid": "a_kid",
 }  # in the record only: per-class tables, BicycleGAN's all-samples and encoded rows, pixel diversity
 
 
@@ -122,15 +130,19 @@ def baselines(curated: Path, segmenter: nn.Module, *, batch_size: int, device: t
 
 
 def evaluate_translations(translated: Path, curated: Path, segmenter: nn.Module | None, *, batch_size: int,
-                          device: torch.device, lpips_weights: Path | None = None) -> dict[str, Any]:
-    """Every metric that applies to one method's translations of the test split (LPIPS diversity
-    too when its weights are stored locally); `not_applicable` names the others and why.
+                          device: torch.device, lpips: Lpips | None = None, lpips_pairs: str = "consecutive",
+                          inception: RealismSettings | None = None, split: str = "test") -> dict[str, Any]:
+    """Every metric that applies to one method's translations of a split (the test split; `select`
+    scores val), LPIPS diversity and Inception FID/KID too when their weights are stored locally;
+    `not_applicable` names the others and why.
 
     FCN-scores need label maps and the segmenter (None for a data set without labels); SSIM, PSNR
-    and L1 need pairs; the Fréchet distance needs the segmenter's feature space.
+    and L1 need pairs; the segmenter-feature Fréchet distance needs the segmenter's feature space;
+    FID and KID (`realism`) need the Inception weights, and apply to every direction whose target
+    domain has real test images (label maps count, drawn in the palette's colours).
     """
     info = read_info(curated)
-    test = load_split(curated, "test")
+    test = load_split(curated, split)
     ids_a = _listed(translated / IDS_A, test.ids_a or [])
     ids_file_b = translated / IDS_B
     ids_b = _listed(ids_file_b if ids_file_b.is_file() else translated / IDS_A, test.ids)
@@ -148,19 +160,26 @@ def evaluate_translations(translated: Path, curated: Path, segmenter: nn.Module 
             real_feats = features(segmenter, real_photos, batch_size, device)
             fake_feats = features(segmenter, fake_b, batch_size, device)
             metrics["fid"] = {FEATURE_SPACE: frechet_distance(real_feats, fake_feats)}
+        if inception is not None:
+            metrics.setdefault("realism", {})["to_b"] = realism(inception, real_photos, fake_b, batch_size=batch_size)
     if (translated / FAKE_A).is_dir():
         fake_a = read_translated(translated / FAKE_A, ids_b)
         if labels is not None:
             metrics["photo_to_labels"] = label_score(fake_a, labels)
         elif paired and test.images_a is not None:
             metrics["photo_to_a"] = paired_image_metrics(np.asarray(test.images_a), fake_a)
+        real_a = ids_to_colour(labels) if labels is not None else test.images_a
+        if inception is not None and real_a is not None:
+            metrics.setdefault("realism", {})["to_a"] = realism(inception, np.asarray(real_a), fake_a,
+                                                                batch_size=batch_size)
     sample_dirs = sample_folders(translated)
     if len(sample_dirs) >= 2:
         samples = np.stack([read_translated(d, ids_a) for d in sample_dirs])  # (K, N, H, W, 3)
         maps = (lambda x: feature_maps(segmenter, x, batch_size, device)) if segmenter is not None else None
         metrics["diversity"] = diversity(samples, maps)
-        if lpips_weights is not None:
-            metrics["diversity"]["lpips"] = diversity_lpips(samples, lpips_weights)
+        if lpips is not None:  # the score beside the substitutes; its pairs, spread and protocol in `lpips`
+            metrics["lpips"] = lpips_diversity(samples, lpips, pairs=lpips_pairs, batch_size=batch_size)
+            metrics["diversity"]["lpips"] = metrics["lpips"]["mean"]
         if scored:  # every sample is a labels -> photo output: the FCN-score over all of them, too
             metrics["labels_to_photo_samples"] = fcn_score(
                 segmenter, samples.reshape(-1, *samples.shape[2:]), np.tile(labels, (len(samples), 1, 1)),
@@ -168,6 +187,8 @@ def evaluate_translations(translated: Path, curated: Path, segmenter: nn.Module 
     if (translated / ENCODED).is_dir() and paired:
         encoded = read_translated(translated / ENCODED, ids_a)
         metrics["encoded"] = paired_image_metrics(real_photos, encoded)
+    if inception is None:  # applies, but the user gave no weights: the report says how to get them
+        metrics["realism_skipped"] = f"no Inception weights: {HOW_TO_GET_WEIGHTS}"
     if not any((translated / kind).is_dir() for kind in TRANSLATIONS):
         raise ValueError(f"{translated}: holds no translations ({', '.join(k + '/' for k in TRANSLATIONS)})")
     skipped = not_applicable_metrics(info, segmenter is not None)
@@ -196,7 +217,7 @@ def _listed(path: Path, expected: list[str]) -> list[str]:
     """The ids a translation folder lists, which must be the test split's, in order."""
     ids = path.read_text().split() if path.is_file() else []
     if ids != expected:
-        raise ValueError(f"{path} does not list the curated test split's images in order; translate again")
+        raise ValueError(f"{path} does not list the curated split's images in order; translate again")
     return ids
 
 
@@ -268,15 +289,66 @@ def evaluate_method(method: str, curated: Path, translated: Path, *, segmenter_d
     if not_applicable_reason(segmenter_dir) is None:  # no segmenter for a data set without labels
         net, _ = load_segmenter(segmenter_dir)
         net.to(device).eval()
-    lpips = Path(params.evaluate.lpips_weights) if params.evaluate.lpips_weights else None
+    inception = realism_settings(params, device, checkpoint_label(model_dir))
     metrics = evaluate_translations(translated, curated, net, batch_size=params.evaluate.batch_size,
-                                    device=device, lpips_weights=lpips)
+                                    device=device, lpips=lpips_model(params), lpips_pairs=params.evaluate.lpips_pairs,
+                                    inception=inception)
     run_id = json.loads((model_dir / "config.json").read_text()).get("mlflow_run_id")
     metrics.update(mlflow_run_id=run_id, seconds=time.perf_counter() - started)
     scores = scores_of(metrics)
     write_metrics(out, scores, metrics)
-    if run_id:  # the scores join the training's run (left finished, its times kept), so the UI compares both
-        add_to_finished_run(run_id, scores, [(out, "metrics"), (record_path(out), "metrics/record")])
+    if run_id:  # the scores join the training's run (left finished, its times kept), so the UI compares both;
+        # each FID/KID's protocol goes with it as a tag (and whole in the record artifact)
+        add_to_finished_run(run_id, scores, [(out, "metrics"), (record_path(out), "metrics/record")],
+                            tags=protocol_tags(metrics))
     l2p = metrics.get("labels_to_photo", {})
     log.info("%s: labels->photo per-pixel %s, class IoU %s", method, l2p.get("per_pixel_acc"), l2p.get("class_iou"))
     return metrics
+
+
+def checkpoint_label(model_dir: Path) -> str:
+    """Which weights a model folder holds, for the protocol: the final step of its training (never
+    a checkpoint picked on the test split), or an imported model."""
+    summary = model_dir / "train_summary.json"
+    if summary.is_file():
+        return f"final (step {json.loads(summary.read_text()).get('steps')}, {model_dir.as_posix()})"
+    return f"imported model ({model_dir.as_posix()})"
+
+
+def realism_settings(params: Params, device: torch.device, checkpoint: str,
+                     split: str = "test") -> RealismSettings | None:
+    """FID/KID settings from `evaluate`, the Inception built from checked weights; None without weights."""
+    ev = params.evaluate
+    resolved = resolve_weights(ev.inception_weights, ev.inception_sha256)
+    if resolved is None:
+        log.info("no FID/KID: %s", HOW_TO_GET_WEIGHTS)
+        return None
+    return RealismSettings(load_inception(*resolved, device), kid_subset_size=ev.kid_subset_size,
+                           kid_subsets=ev.kid_subsets, seed=params.seed, checkpoint=checkpoint, split=split)
+
+
+def protocol_tags(record: dict[str, Any]) -> dict[str, str]:
+    """`protocol.<score>`: the protocol of every FID/KID and LPIPS score in an evaluation record."""
+    from pipeline.metrics.realism import protocol_line
+
+    tags = {}
+    for direction, prefix in (("to_b", ""), ("to_a", "a_")):
+        found = (record.get("realism") or {}).get(direction)
+        if found:
+            tags[f"protocol.{prefix}fid_kid"] = protocol_line(found["protocol"])
+    lpips = (record.get("lpips") or {}).get("protocol")
+    if lpips:
+        weights = ", ".join(f"{name} (SHA-256 {sha})" for name, sha in lpips["weights"].items())
+        tags["protocol.diversity_lpips"] = (f"{lpips['implementation']}, LPIPS v{lpips['version']}, "
+                                            f"{lpips['backbone']}, weights {weights}, {lpips['pairs']} pairs")
+    return tags
+
+
+def lpips_model(params: Params) -> Lpips | None:
+    """LPIPS from `evaluate`'s local weight files; None where none is given (the substitutes stay)."""
+    ev = params.evaluate
+    if not (ev.lpips_weights or ev.lpips_backbone_weights):
+        return None
+    path = lambda value: Path(value) if value else None  # noqa: E731
+    return load_lpips(ev.lpips_version, ev.lpips_net, backbone_weights=path(ev.lpips_backbone_weights),
+                      linear_weights=path(ev.lpips_linear_weights), whole_weights=path(ev.lpips_weights))

@@ -7,9 +7,11 @@ import logging
 import subprocess
 from pathlib import Path
 
-from pipeline.ablations import PRESETS, ablations_markdown, as_json, dvc_commands, parse_exp_show, row_run_tags, study_for
+from pipeline.ablations import (PRESETS, ablations_markdown, as_json, dvc_commands, parse_exp_show, row_run_tags,
+                                study_for, study_tag)
 from pipeline.config import Params
 from pipeline.io import atomic_file, write_json
+from pipeline.seeds import seeded_commands, seeded_json, seeded_markdown
 from pipeline.tracking import repo_root, tag_runs
 
 log = logging.getLogger(__name__)
@@ -23,10 +25,13 @@ def _run(command: list[str], root: Path) -> None:
 
 
 def run_study(study: str, params: Params, params_path: Path, *, budget: str, queue: bool, jobs: int,
-              targets: tuple[str, ...], dry_run: bool) -> list[list[str]]:
+              targets: tuple[str, ...], dry_run: bool, seeds: int = 0) -> list[list[str]]:
     """Queue (or, without `queue`, run one after another in the workspace) the DVC experiments of
-    one study's rows; returns the commands, which `dry_run` only returns."""
-    commands = dvc_commands(study_for(study, params), params, budget=budget, queue=queue, jobs=jobs, targets=targets)
+    one study's rows, or with `seeds` of each row for that many training seeds; returns the
+    commands, which `dry_run` only returns."""
+    chosen = study_for(study, params)
+    commands = (seeded_commands(chosen, params, seeds, budget=budget, queue=queue, jobs=jobs, targets=targets)
+                if seeds else dvc_commands(chosen, params, budget=budget, queue=queue, jobs=jobs, targets=targets))
     if dry_run:
         return commands
     # in the workspace each run leaves its params in params.yaml: put the user's file back after
@@ -64,9 +69,10 @@ def attach_run_ids(experiments: list[dict], records: dict[str, str], root: Path)
 
 
 def write_ablation_report(study: str, params: Params, *, out: Path, json_out: Path, budget: str, all_commits: bool,
-                          tag: bool) -> int:
+                          tag: bool, seeds: int = 0) -> int:
     """The markdown tables (`out`) and their numbers (`json_out`) of one study, or of every study for
-    "all", from `dvc exp show --json`; with `tag`, each row's MLflow run gets its study's tag.
+    "all", from `dvc exp show --json`; with `seeds`, over that many seeds per row (mean ± std, n,
+    and the papers' orderings tested); with `tag`, each row's MLflow run gets its study's tag.
     Returns how many experiments were found."""
     studies = [study_for(name, params) for name in (PRESETS if study == "all" else [study])]
     command = ["dvc", "exp", "show", "--json", *(["-A"] if all_commits else [])]
@@ -77,7 +83,22 @@ def write_ablation_report(study: str, params: Params, *, out: Path, json_out: Pa
         experiments = parse_exp_show(shown.stdout)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{' '.join(command)} printed no JSON ({exc})") from None
-    attach_run_ids(experiments, {s.metrics_file: s.record_file for s in studies}, repo_root())
+    attach_run_ids(experiments, {f: r for s in studies for f, r in s.metrics_files.items()}, repo_root())
+    if seeds:
+        records = [seeded_json(s, experiments, params, seeds, budget) for s in studies]
+        with atomic_file(out) as tmp:
+            tmp.write_text(seeded_markdown(records))
+        write_json(json_out, {r["name"]: r for r in records})
+        log.info("wrote %s and %s (%d experiments found)", out, json_out, len(experiments))
+        if tag:  # a seed that reused an earlier run (the baseline's params and seed) gets the tag too
+            runs: dict[str, dict[str, str]] = {}
+            for study, record in zip(studies, records):
+                for row in record["rows"]:
+                    for run_id in row["mlflow_run_ids"]:
+                        runs.setdefault(run_id, {})[study_tag(study, budget)] = row["label"]
+            if runs:
+                log.info("tagged %d of %d MLflow runs with their study rows", tag_runs(runs), len(runs))
+        return len(experiments)
     with atomic_file(out) as tmp:
         tmp.write_text(ablations_markdown(studies, experiments, budget))
     write_json(json_out, {s.name: as_json(s, experiments, budget) for s in studies})

@@ -183,9 +183,20 @@ def diversity_table(metrics: dict[str, dict[str, Any]]) -> pd.DataFrame:
         return sorted(found)
 
     div, fd = spaces("diversity"), spaces("fid")
-    headers = [(("diversity", k), f"Diversity ({FEATURE_NAMES.get(k, k)}) ↑") for k in div]
-    headers += [(("fid", k), f"Fréchet distance ({FEATURE_NAMES.get(k, k)}) ↓") for k in fd]
-    records = [{"Method": METHOD_NAMES[m], **{h: fmt((metrics[m].get(g) or {}).get(k)) for (g, k), h in headers}}
+    # LPIPS only with its protocol, its version and backbone in the header (0.0 and 0.1 differ 2x)
+    lpips = {m: p for m in METHODS if (p := (metrics.get(m, {}).get("lpips") or {}).get("protocol"))}
+    names = dict(FEATURE_NAMES)
+    if lpips:
+        names["lpips"] = " / ".join(sorted({f"LPIPS v{p['version']}, {p['backbone']}" for p in lpips.values()}))
+    headers = [(("diversity", k), f"Diversity ({names.get(k, k)}) ↑") for k in div if k != "lpips" or lpips]
+    headers += [(("fid", k), f"Fréchet distance ({names.get(k, k)}) ↓") for k in fd]
+
+    def value(m: str, group: str, key: str) -> str:
+        if group == "diversity" and key == "lpips" and m not in lpips:
+            return DASH
+        return fmt((metrics[m].get(group) or {}).get(key))
+
+    records = [{"Method": METHOD_NAMES[m], **{h: value(m, g, k) for (g, k), h in headers}}
                for m in METHODS if m in metrics and any(metrics[m].get(g) for g in ("diversity", "fid"))]
     return pd.DataFrame(records, columns=["Method", *(h for _, h in headers)])
 

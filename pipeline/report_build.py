@@ -15,7 +15,8 @@ from pipeline.report import (DASH, DATA, METHOD_NAMES, diversity_table, class_fr
                              images_table, labels_to_photo_table, load_metrics, load_summaries, load_timings,
                              markdown_table, methods_not_applicable, not_applicable_notes, of_upper_bound,
                              params_diff_table, per_class_iou_table, photo_to_labels_table, provenance_table)
-from pipeline.report_sections import ablation_section, curated_hash, read_ablations, setup_table
+from pipeline.report_sections import (ablation_section, curated_hash, lpips_protocol_lines, read_ablations,
+                                      read_selection, realism_section, selection_section, setup_table)
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def _data_set(curated_dir: Path) -> dict[str, Any]:
 def build_report(*, metrics_dir: Path, losses_dir: Path, translated_dir: Path, curated_dir: Path,
                  models_dir: Path, figures_dir: Path, contact_sheet: Path, out: Path, params: Params,
                  commit: str, ablations: Path | None = None, timings_dir: Path | None = None,
-                 n_images: int = 6) -> Path:
+                 selection_dir: Path | None = None, n_images: int = 6) -> Path:
     """Write `out` (markdown) and its figures under `figures_dir` (replaced whole); returns `out`.
 
     Missing inputs leave their rows or sections out with a note; they never stop the report.
@@ -122,6 +123,10 @@ def build_report(*, metrics_dir: Path, losses_dir: Path, translated_dir: Path, c
             f"Fréchet distance between the feature statistics of the outputs and of the real {data_set['b']} "
             "(lower is better).",
             "No diversity or realism metrics.")
+        protocols = lpips_protocol_lines(metrics)
+        body += ["Protocol of the LPIPS numbers:", "", *protocols, ""] if protocols else []
+    body += realism_section(metrics, (data_set["a"], data_set["b"]))
+    body += selection_section(read_selection(selection_dir, metrics))
     skipped = not_applicable_notes(metrics)
     if skipped:
         body += ["## Methods not trained and metrics that do not apply", "",

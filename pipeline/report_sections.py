@@ -123,15 +123,18 @@ def ablation_section(studies: dict[str, dict[str, Any]], params: Params, runs_in
     store's) with its provenance and table; the others named, with where they live.
     `known_commits`: the rows' commits that this repository's history holds."""
     from pipeline.ablations import data_params, provenance, study_table
+    from pipeline.seeds import TEST, ordering_lines, seeded_table
 
     ours = data_params(params.as_flat_dict())
     shown = {n: r for n, r in studies.items() if _same_data(r, ours, data_hash)}
+    seeded = any(r.get("seeds") for r in shown.values())
     lines = ["## Ablations", "",
-             f"From `{source}` (`python -m stages ablation-report`): DVC experiments, one seed each, so a gap of a "
-             "few points is within noise. Only studies whose every row ran on this report's data set are shown.",
-             ""]
+             f"From `{source}` (`python -m stages ablation-report`): DVC experiments, "
+             + (f"over seeds (mean ± std, n); each ordering a paper claims is decided by {TEST}. " if seeded else
+                "one seed each, so a gap of a few points is within noise. ")
+             + "Only studies whose every row ran on this report's data set are shown.", ""]
     for name, record in shown.items():
-        run_ids = [r["mlflow_run_id"] for r in record["rows"] if r.get("mlflow_run_id")]
+        run_ids = [i for r in record["rows"] for i in (r.get("mlflow_run_ids") or [r.get("mlflow_run_id")]) if i]
         if runs_in_store is None:
             where = "the MLflow store could not be read to check its runs"
         else:
@@ -143,11 +146,113 @@ def ablation_section(studies: dict[str, dict[str, Any]], params: Params, runs_in
         if commits - known_commits:
             where += ("; the commit it names is not in this repository's history (DVC runs a queued "
                       "experiment from a temporary commit)")
-        lines += [f"### {record['title']}", "", f"As in {record['paper_table']}. {provenance(record)} The data set is "
-                  f"this report's; {where}.", "", record["caption"], "",
-                  markdown_table(study_table(record, runs_in_store)), ""]
+        table = seeded_table(record) if record.get("seeds") else study_table(record, runs_in_store)
+        seeds = f" {record['seeds']} training seeds per row." if record.get("seeds") else ""
+        lines += [f"### {record['title']}", "", f"As in {record['paper_table']}. {provenance(record)}{seeds} The data "
+                  f"set is this report's; {where}.", "", record["caption"], "", markdown_table(table), "",
+                  *ordering_lines(record), *([""] if record.get("orderings") else [])]
     others = [r["title"] for n, r in studies.items() if n not in shown]
     if others:
         lines += [f"Not shown (run on another data set, or not run): {', '.join(others)}; their tables are in "
                   f"`{source}`.", ""]
     return lines
+
+
+# --------------------------------------------------------------------------- FID and KID
+
+
+def realism_section(metrics: dict[str, dict[str, Any]], domains: tuple[str, str]) -> list[str]:
+    """"FID and KID" with one line of protocol under the table per number; numbers without a
+    protocol are not printed. Without any, how to get the standard weights."""
+    from pipeline.metrics.realism import protocol_line
+    from pipeline.report import METHOD_NAMES, fmt
+
+    a, b = domains
+    directions = (("to_b", f"{a} → {b}"), ("to_a", f"{b} → {a}"))
+    records, protocols = [], []
+    for m in METHODS:
+        found = {d: r for d, r in ((metrics.get(m) or {}).get("realism") or {}).items()
+                 if isinstance(r, dict) and r.get("protocol")}
+        if not found:
+            continue
+        row = {"Method": METHOD_NAMES[m]}
+        for d, title in directions:
+            r = found.get(d)
+            row[f"FID ({title}) ↓"] = fmt(r["fid"], 2) if r else DASH
+            row[f"KID ({title}) ↓"] = f"{r['kid']:.4f} ± {r['kid_std']:.4f}" if r else DASH
+            if r:
+                protocols.append(f"- {METHOD_NAMES[m]}, {title}: {protocol_line(r['protocol'])}")
+        records.append(row)
+    if not records:
+        skipped = next((str(r["realism_skipped"]) for r in metrics.values() if r.get("realism_skipped")), None)
+        return ["## FID and KID (Inception)", "", f"_Not computed: {skipped}. The Fréchet distance above is in "
+                "the segmenter's features, not Inception's._", ""] if skipped else []
+    table = pd.DataFrame(records)
+    table = table[["Method", *(c for c in table.columns if c != "Method" and (table[c] != DASH).any())]]
+    return ["## FID and KID (Inception)", "",
+            "Between the generated and the real test images of the target domain (KID: mean ± std over subsets). "
+            "Protocol of each number:", "", markdown_table(table), "", *protocols, ""]
+
+
+def lpips_protocol_lines(metrics: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per method with LPIPS diversity: the package and its version, LPIPS version,
+    backbone, weights' SHA-256, pairs and counts (the table prints LPIPS only with these)."""
+    from pipeline.report import METHOD_NAMES
+
+    lines = []
+    for m in METHODS:
+        found = (metrics.get(m) or {}).get("lpips") or {}
+        p = found.get("protocol")
+        if p:
+            weights = ", ".join(f"{name} (SHA-256 {sha})" for name, sha in p["weights"].items())
+            lines.append(f"- {METHOD_NAMES[m]}, LPIPS: {p['implementation']}, LPIPS v{p['version']}, {p['backbone']} "
+                         f"backbone, weights {weights}; {p['pairs']} pairs, {found['pairs_per_input']} per input, "
+                         f"{found['n_inputs']} inputs ({found['n_pairs']} pairs), standard error "
+                         f"{found['stderr']:.4f}; input {p['input']}")
+    return lines
+
+
+# --------------------------------------------------------------------------- checkpoint selection
+
+# the test scores the selection table shows, where a record has them
+SELECTION_SCORES = (("pixel_acc", "Test per-pixel acc."), ("class_iou", "Test class IOU"),
+                    ("label_acc", "Test label acc."), ("fid", "Test FID"), ("kid", "Test KID"),
+                    ("a_fid", "Test FID (B → A)"))
+
+
+def read_selection(selection_dir: Path | None, metrics: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """select's records by method: those that ran (select.enabled), of methods in this report."""
+    if selection_dir is None:
+        return {}
+    found = {}
+    for m in METHODS:
+        path = Path(selection_dir) / f"{m}.json"
+        if path.is_file() and m in metrics:
+            record = json.loads(path.read_text())
+            if isinstance(record, dict) and record.get("enabled"):
+                found[m] = record
+    return found
+
+
+def selection_section(records: dict[str, dict[str, Any]]) -> list[str]:
+    """Test scores of the final and of the val-selected checkpoint, labelled; never a test-best one."""
+    from pipeline.report import METHOD_NAMES, fmt
+
+    if not records:
+        return []
+    rows = []
+    for m, record in records.items():
+        crit = record["criterion"]
+        for role, title in (("final", "final"), ("selected", f"val-selected (best val {crit['score']})")):
+            entry = record[role]
+            rows.append({"Method": METHOD_NAMES[m], "Checkpoint": f"{title}: {entry['checkpoint']}",
+                         "Val score": f"{crit['score']} {fmt(entry['val'])}",
+                         **{h: fmt(entry["test"].get(k)) for k, h in SELECTION_SCORES}})
+    table = pd.DataFrame(rows)
+    table = table[[c for c in table.columns if (table[c] != DASH).any()]]
+    n = {m: len(r["candidates"]) for m, r in records.items()}
+    return ["## Checkpoints chosen on the val split", "",
+            "Each method's kept checkpoints (`train.keep_every`) and its final one, ranked on the val split by the "
+            "score named (FCN-score where labels exist, else FID); test scores of the final and of the val-selected "
+            "checkpoint. No checkpoint is chosen on the test split. Checkpoints ranked: "
+            + ", ".join(f"{METHOD_NAMES[m]} {k}" for m, k in n.items()) + ".", "", markdown_table(table), ""]

@@ -173,18 +173,19 @@ def runs_in_store(run_ids: list[str], uri: str | None = None) -> set[str] | None
 
 
 def add_to_finished_run(run_id: str, metrics: dict[str, float], artifacts: list[tuple[Path, str]],
-                        uri: str | None = None) -> bool:
-    """Log `metrics` (at step 0) and `artifacts` ((file, folder) pairs) to a run that has already
-    ended, without reopening it: its status, start and end time stay those of the training. Returns
-    whether the run was written; a missing run or an unwritable store is reported, never raised."""
+                        uri: str | None = None, tags: dict[str, str] | None = None) -> bool:
+    """Log `metrics` (at step 0), `tags` and `artifacts` ((file, folder) pairs) to a run that has
+    already ended, without reopening it: its status, start and end time stay those of the training.
+    Returns whether the run was written; a missing run or an unwritable store is reported, never raised."""
     uri = uri or tracking_uri()
     try:
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric, RunTag
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=uri)
         now = int(time.time() * 1000)
-        client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+        client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+                         tags=[RunTag(k, v) for k, v in (tags or {}).items()])
         for path, folder in artifacts:
             client.log_artifact(run_id, str(path), folder)
         return True

@@ -23,6 +23,7 @@ from pipeline.data.store import read_info
 from pipeline.distributed import Ranks, check_batch_split, is_main_process, join, leave, replicate
 from pipeline.finetune import PRETRAINED_RECORD, init_record, load_init, use_pretrained
 from pipeline.io import atomic_dir, atomic_file, write_json
+from pipeline.kept import collect_kept, keep_checkpoint
 from pipeline.models import build_model, method_spec
 from pipeline.models.base import Batch, Translator
 from pipeline.tracking import MlflowTracker, NullTracker, Tracker, dvc_experiment
@@ -46,6 +47,7 @@ class LoopSettings:
     sample_every: int
     checkpoint_every: int
     progress: bool = True
+    keep_every: int = 0  # train.keep_every: export the networks every K steps for `select` (0: never)
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,8 @@ def fit(model: Translator, sampler: BatchSampler, schedule: ScheduleConfig, loop
                     tracker.log_artifact(save_grid(rows, samples_dir / f"step_{step:06d}.png"), "samples")
                 for net in networks.values():
                     net.train()
+            if loop.keep_every and step % loop.keep_every == 0 and step < total and ranks.is_main:
+                keep_checkpoint(state_dir, step, model.exported_networks(), config)
             if step % loop.checkpoint_every == 0 or step == total:
                 # each rank's pools and RNG streams, so that every rank resumes exactly
                 per_rank = None
@@ -296,20 +300,22 @@ def _train(method: str, curated: Path, *, out_dir: Path, state_dir: Path, losses
     device = ranks.device
     if params.train.threads:
         torch.set_num_threads(params.train.threads)
-    torch.manual_seed(params.seed + ranks.rank)  # each rank its own dropout draws; rank 0's are one process's
+    # train.seed, else seed (seeds for error bars keep the data); each rank its own dropout draws,
+    # rank 0's are one process's
+    torch.manual_seed(params.train_seed + ranks.rank)
     schedule = params.schedule(spec.section)
     check_batch_split(schedule.batch_size, ranks.world_size, f"{spec.section}.batch_size", spec.batch_multiple)
     data = training_arrays(curated, "train", method, spec.paired)
     # every rank draws the whole global batch (a pure function of seed and step) and keeps its rows
     sampler_spec = SamplerSpec(image_size=params.image_size, load_size=params.train.load_size,
-                               batch_size=schedule.batch_size, flip=params.train.flip, seed=params.seed,
+                               batch_size=schedule.batch_size, flip=params.train.flip, seed=params.train_seed,
                                paired=spec.paired, data_paired=data.paired, a_is_labels=data.a_is_labels)
     sampler = BatchSampler(data.a, data.b, sampler_spec, device)
     sample_batch = fixed_batch(curated, "val", 4, device)
     config: dict[str, Any] = {"method": method, "params": dataclasses.asdict(params)}
     if ranks.distributed:  # per-rank pools and RNG streams resume only at the same number of ranks
         config["world_size"] = ranks.world_size
-    model = build_model(method, params, device, seed=params.seed, rank=ranks.rank)
+    model = build_model(method, params, device, seed=params.train_seed, rank=ranks.rank)
     if params.train.init_from:
         config["init_from"] = _start_from(model, method, Path(params.train.init_from), params, state_dir, config)
     replicate(model, ranks, params.train.sync_batchnorm)  # after any loaded weights: DDP sends rank 0's
@@ -326,7 +332,8 @@ def _train(method: str, curated: Path, *, out_dir: Path, state_dir: Path, losses
         tracker = MlflowTracker(params.train.mlflow_experiment, run_name=run_name, tags=tags,
                                 run_id=resumable_run_id(state_dir, config))
     tracker.log_params({"method": method, **method_params(params, method)})  # not the other methods' params
-    loop = LoopSettings(params.train.log_every, params.train.sample_every, params.train.checkpoint_every, progress)
+    loop = LoopSettings(params.train.log_every, params.train.sample_every, params.train.checkpoint_every, progress,
+                        keep_every=params.train.keep_every)
     status = "FAILED"
     try:
         result = fit(model, sampler, schedule, loop, tracker, config=config, state_dir=state_dir,
@@ -334,6 +341,7 @@ def _train(method: str, curated: Path, *, out_dir: Path, state_dir: Path, losses
         if ranks.is_main:
             with atomic_dir(out_dir) as tmp:
                 export_networks(tmp, model.exported_networks(), {**config, "mlflow_run_id": tracker.run_id})
+                collect_kept(state_dir, tmp, config, result.steps)  # train.keep_every's, for `select`
                 write_json(tmp / "train_summary.json", {**dataclasses.asdict(result), "device": str(device),
                                                         "world_size": ranks.world_size,
                                                         "mlflow_run_id": tracker.run_id})

@@ -17,6 +17,7 @@ from stages.export import export
 from stages.import_checkpoint import import_checkpoint
 from stages.prepare import prepare
 from stages.report import report
+from stages.select import select
 from stages.train import train
 from stages.translate import translate, translate_folder
 from stages.plots import plots_template
@@ -31,6 +32,7 @@ app.command("train_segmenter")(train_segmenter)
 app.command("translate")(translate)
 app.command("translate-folder")(translate_folder)
 app.command("evaluate")(evaluate)
+app.command("select")(select)
 app.command("report")(report)
 app.command("ablate")(ablate)
 app.command("ablation-report")(ablation_report)

@@ -26,6 +26,7 @@ def report(
                                                                "on this data set are included.")]
     = None,
     timings_dir: Annotated[Path | None, typer.Option(help="Wall-time records of the stages DVC ran.")] = None,
+    selection_dir: Annotated[Path | None, typer.Option(help="select's records (val-selected checkpoints).")] = None,
     n_images: int = typer.Option(6, help="Test images per example grid."),
     params: Path = ParamsOption,
 ) -> None:
@@ -38,4 +39,4 @@ def report(
         build_report(metrics_dir=metrics_dir, losses_dir=losses_dir, translated_dir=translated_dir,
                      curated_dir=curated_dir, models_dir=models_dir, figures_dir=figures_dir,
                      contact_sheet=contact_sheet, out=out, params=cfg, commit=git_commit(repo_root()),
-                     ablations=ablations, timings_dir=timings_dir, n_images=n_images)
+                     ablations=ablations, timings_dir=timings_dir, selection_dir=selection_dir, n_images=n_images)

@@ -1,14 +1,13 @@
 """Image metrics: paired SSIM/PSNR/L1, sample diversity (BicycleGAN), and the Fréchet distance.
 
 LPIPS needs pretrained weights that cannot be fetched offline, so the diversity measures here
-are honest stand-ins named for what they compute; `diversity_lpips` runs the real LPIPS when the
-`lpips` package and a full local weights file are provided.
+are honest stand-ins named for what they compute; pipeline.metrics.perceptual runs the real LPIPS
+from local weight files.
 """
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
@@ -86,39 +85,6 @@ def diversity(samples: np.ndarray, features: FeatureMaps | None = None) -> dict[
         distances = [sum(((a - b) ** 2).sum(1).mean() for a, b in zip(layers[i], layers[j])) for i, j in pairs]
         out["segmenter_features"] = float(np.mean(distances))
     return out
-
-
-def diversity_lpips(samples: np.ndarray, weights_path: Path, net: str = "alex") -> float:
-    """Mean LPIPS (Zhang et al., 2018) between pairs of samples for the same input, as BicycleGAN reports.
-
-    Needs the `lpips` package and `weights_path`: a safetensors file with the whole LPIPS state dict
-    (backbone and linear layers), since nothing is downloaded. Raises RuntimeError or
-    FileNotFoundError, naming what is missing.
-    """
-    _check_images("samples", samples, 5)
-    k = samples.shape[0]
-    if k < 2:
-        raise ValueError(f"diversity needs at least 2 samples per input, got {k}")
-    try:
-        import lpips  # optional: not a project dependency
-    except ImportError:
-        raise RuntimeError("diversity_lpips needs the `lpips` package (pip install lpips) and local "
-                           "weights; use diversity() for the offline stand-ins") from None
-    weights_path = Path(weights_path)
-    if not weights_path.is_file():
-        raise FileNotFoundError(f"{weights_path}: LPIPS weights not found (a safetensors file of the "
-                                "whole LPIPS state dict; they are never downloaded)")
-    import torch
-    from safetensors.torch import load_file
-
-    # random backbone and no packaged linear weights: everything comes from weights_path
-    model = lpips.LPIPS(net=net, pretrained=False, pnet_rand=True, verbose=False)
-    model.load_state_dict(load_file(str(weights_path)), strict=True)
-    model.eval()
-    x = torch.from_numpy(np.ascontiguousarray(samples)).permute(0, 1, 4, 2, 3).float() / 127.5 - 1.0  # [-1, 1]
-    with torch.inference_mode():
-        scores = [model(x[i], x[j]).mean().item() for i, j in itertools.combinations(range(k), 2)]
-    return float(np.mean(scores))
 
 
 def _mean_cov(feats: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
