@@ -11,14 +11,13 @@ reads the folder's weights no more.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 from pathlib import Path
 from typing import Any
 
 from pipeline.checkpoint import load_exported
-from pipeline.io import atomic_dir, write_json
+from pipeline.io import atomic_dir, sha256_of, write_json
 from pipeline.models.base import Translator
 
 log = logging.getLogger(__name__)
@@ -38,7 +37,7 @@ def init_record(folder: Path, method: str) -> dict[str, Any]:
     source = config.get("method")
     if source not in SAME_NETWORKS.get(method, {method}):
         raise ValueError(f"train.init_from {folder} holds a {source} model; {method} cannot start from it")
-    files = {p.stem: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(folder).glob("*.safetensors"))}
+    files = {p.stem: sha256_of(p) for p in sorted(Path(folder).glob("*.safetensors"))}
     record = {"path": str(folder), "method": source, "sha256": files}
     if config.get("imported"):
         record["imported_from"] = {name: entry["path"] for name, entry in config["imported"]["files"].items()}

@@ -1,6 +1,8 @@
 """Atomic file and folder writes: an interrupted stage never leaves a half-written output."""
 from __future__ import annotations
 
+import hashlib
+
 import contextlib
 import json
 import logging
@@ -129,3 +131,12 @@ def record_stage_time(stage: str, seconds: float) -> None:
                                                  "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     except OSError as exc:  # a read-only reports/ must not fail a stage that has done its work
         logging.getLogger("stages").warning("could not record the wall time of %s: %s", name, exc)
+
+
+def sha256_of(path: Path) -> str:
+    """The file's SHA-256 (hex), read in 1 MiB blocks so that large weights files stay out of memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

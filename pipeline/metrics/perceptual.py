@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.metrics.realism import sha256_of
+from pipeline.io import sha256_of
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,6 @@ local weights file go straight in (torchmetrics' FID wraps the same network).
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from pipeline.io import sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,6 @@ def library_version() -> str:
     import torch_fidelity
 
     return torch_fidelity.__version__
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _checked(path: Path, expected_sha256: str | None) -> str:

@@ -10,7 +10,6 @@ any trained one.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch
 
 from pipeline.checkpoint import export_networks
 from pipeline.config import Params, params_from_dict
-from pipeline.io import atomic_dir
+from pipeline.io import atomic_dir, sha256_of
 from pipeline.models import build_model, method_spec
 from pipeline.published.pth import load_authors_file
 
@@ -125,14 +124,6 @@ def imported_params(options: AuthorsOptions) -> Params:
     return params_from_dict(raw)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _check_networks(method: str, files: dict[str, Path]) -> None:
     known = NETWORKS[method]
     unknown = sorted(set(files) - set(known))
@@ -165,7 +156,7 @@ def import_checkpoint(options: AuthorsOptions, files: dict[str, Path], out_dir: 
             raise ValueError(f"{method} as configured has no network {name!r}")
         conversion = load_authors_file(ours[name], Path(path))
         loaded[name] = ours[name]
-        record["files"][name] = {"authors_name": theirs, "path": str(path), "sha256": _sha256(Path(path)),
+        record["files"][name] = {"authors_name": theirs, "path": str(path), "sha256": sha256_of(Path(path)),
                                  **conversion.as_dict()}
         for kind in ("dropped", "filled"):
             if getattr(conversion, kind):

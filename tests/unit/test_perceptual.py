@@ -8,7 +8,7 @@ import torch
 import torchvision
 
 from pipeline.metrics.perceptual import load_lpips, lpips_diversity, pair_averaged, sample_pairs
-from pipeline.metrics.realism import sha256_of
+from pipeline.io import sha256_of
 from pipeline.report import diversity_table
 from pipeline.report_sections import lpips_protocol_lines
 
