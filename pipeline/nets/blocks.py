@@ -17,6 +17,20 @@ NormLayer = Callable[[int], nn.Module]  # num_features -> normalisation module
 UpsampleName = Literal["basic", "bilinear"]
 
 
+class Dropout(nn.Dropout):
+    """nn.Dropout whose mask is drawn in logical (contiguous) order, so that which units drop depends
+    on the seed alone and not on the activations' memory format: nn.Dropout draws in memory order,
+    so channels_last would change the masks (and pix2pix's training) under the same seed. A
+    contiguous input goes to nn.Dropout unchanged (the same draws, compiled or not)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or x.is_contiguous():
+            return super().forward(x)
+        out = super().forward(x.contiguous())
+        return out.contiguous(memory_format=torch.channels_last) if x.is_contiguous(
+            memory_format=torch.channels_last) else out
+
+
 def _no_norm(num_features: int) -> nn.Module:
     return nn.Identity()
 
@@ -71,7 +85,7 @@ class ResnetBlock(nn.Module):
             nn.ReLU(),
         ]
         if use_dropout:
-            layers.append(nn.Dropout(0.5))
+            layers.append(Dropout(0.5))
         layers += [
             nn.ReflectionPad2d(1),
             nn.Conv2d(dim, dim, kernel_size=3, padding=0, bias=use_bias),
@@ -148,7 +162,7 @@ class UnetSkipBlock(nn.Module):
             down = [down_conv, norm_layer(inner_nc)]
             up = [nn.ReLU(), *up_conv(sub_nc, outer_nc, upsample, use_bias), norm_layer(outer_nc)]
             if use_dropout:
-                up.append(nn.Dropout(0.5))
+                up.append(Dropout(0.5))
         middle = [] if submodule is None else [submodule]
         self.model = nn.Sequential(*down, *middle, *up)
 

@@ -10,7 +10,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from pipeline.nets.blocks import NormLayer, UnetSkipBlock, UpsampleName, up_conv
+from pipeline.nets.blocks import Dropout, NormLayer, UnetSkipBlock, UpsampleName, up_conv
 
 WhereAdd = Literal["input", "all"]
 MIN_DOWNS = 5  # the ngf -> 2ngf -> 4ngf -> 8ngf ramp plus the innermost level
@@ -88,7 +88,7 @@ class UnetZBlock(nn.Module):
             down = [nn.LeakyReLU(0.2), down_conv, norm_layer(inner_nc)]
             up = [nn.ReLU(), *up_conv(inner_nc * 2, outer_nc, upsample, bias=True), norm_layer(outer_nc)]
             if use_dropout:
-                up.append(nn.Dropout(0.5))
+                up.append(Dropout(0.5))
         self.down = nn.Sequential(*down)
         self.submodule = submodule
         self.up = nn.Sequential(*up)

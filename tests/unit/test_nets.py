@@ -13,7 +13,7 @@ from pipeline.nets import (
     build_discriminator, build_encoder, build_generator, build_z_generator, count_parameters,
     init_weights, norm_layer, receptive_field,
 )
-from pipeline.nets.blocks import UnetSkipBlock
+from pipeline.nets.blocks import Dropout, UnetSkipBlock
 
 # the image size each generator name is built for (a 1x1 bottleneck for the U-Nets)
 GENERATOR_SIZES = {
@@ -267,6 +267,21 @@ def test_dropout_only_in_the_inner_decoder_levels(name, n_dropout):
     z_g = build_z_generator(name, 3, 3, nz=2, ngf=2, use_dropout=True, where_add="all")
     for net in (g, z_g):
         assert sum(isinstance(m, nn.Dropout) for m in net.modules()) == n_dropout
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_dropout_masks_depend_on_the_seed_not_the_memory_format(dtype):
+    x = torch.randn(4, 16, 8, 8, dtype=dtype)
+    outs = []
+    for layer, layout in ((nn.Dropout(0.5), torch.contiguous_format), (Dropout(0.5), torch.contiguous_format),
+                          (Dropout(0.5), torch.channels_last), (nn.Dropout(0.5), torch.channels_last)):
+        torch.manual_seed(3)
+        outs.append(layer(x.contiguous(memory_format=layout)))
+    assert torch.equal(outs[0], outs[1])  # nn.Dropout's draws on a contiguous CPU tensor: results unchanged
+    assert torch.equal(outs[1], outs[2])  # channels_last drops the same units
+    assert not torch.equal(outs[0], outs[3])  # which nn.Dropout does not
+    assert (outs[1] == 0).float().mean().item() == pytest.approx(0.5, abs=0.05)
+    assert torch.equal(Dropout(0.5).eval()(x), x)
 
 
 def test_norm_layer_table():
