@@ -123,8 +123,19 @@ class TrainConfig:
     load_size: int = 72  # resize to this, then random-crop image_size (pix2pix: 286 -> 256)
     flip: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: Literal["none", "bf16"] = "bf16"  # used on CUDA only
-    channels_last: bool = True  # used on CUDA only
+    amp: Literal["none", "bf16"] = "bf16"  # autocast on CUDA (on the CPU too with cpu_amp)
+    channels_last: bool = True  # on CUDA (on the CPU too with cpu_channels_last)
+    # bf16 autocast on the CPU: parity holds (`stages parity`), but at the default run's sizes it was
+    # only 1.0-1.2x faster per step on an AVX512-BF16 CPU (`stages bench`), and CPUs without bf16
+    # instructions emulate it (slower); off, so the default run keeps fp32's results
+    cpu_amp: bool = False
+    # channels_last on the CPU: measured slower here, and torch's CPU InstanceNorm2d backward is
+    # wrong with channels_last gradients (refused for instance-norm methods)
+    cpu_channels_last: bool = False
+    fused_adam: bool = True  # one fused kernel per Adam step on CUDA; the CPU uses foreach either way
+    # torch.compile of every network (nn.Module.compile: state-dict keys unchanged), on any device
+    compile: Literal["none", "nets"] = "none"
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "default"
     threads: int = 0  # CPU threads for torch; 0 leaves torch's default
     log_every: int = 10
     sample_every: int = 250

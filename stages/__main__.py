@@ -15,6 +15,7 @@ from stages.download import download
 from stages.evaluate import evaluate, train_segmenter
 from stages.export import export
 from stages.import_checkpoint import import_checkpoint
+from stages.parity import parity
 from stages.prepare import prepare
 from stages.report import report
 from stages.select import select
@@ -37,6 +38,7 @@ app.command("report")(report)
 app.command("ablate")(ablate)
 app.command("ablation-report")(ablation_report)
 app.command("bench")(bench)
+app.command("parity")(parity)
 app.command("download")(download)
 app.command("ui")(ui)
 app.command("plots_template")(plots_template)

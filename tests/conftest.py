@@ -19,7 +19,9 @@ def tiny_params(**top) -> Params:
     p = dataclasses.replace(
         p, image_size=TINY,
         train=dataclasses.replace(p.train, load_size=TINY + 4, log_every=1, sample_every=3, checkpoint_every=2,
-                                  device="cpu"),
+                                  # fp32: the tests check the methods' arithmetic exactly; bf16 and the
+                                  # other fast-path switches are checked against it (test_parity.py)
+                                  device="cpu", cpu_amp=False),
         pix2pix=dataclasses.replace(p.pix2pix, generator="unet_32", batch_size=2, **small),
         cyclegan=dataclasses.replace(p.cyclegan, generator="resnet_6blocks", batch_size=1, **small),
         bicyclegan=dataclasses.replace(p.bicyclegan, generator="unet_32", encoder="resnet_64", batch_size=2, nef=4,

@@ -38,13 +38,28 @@ class _Builder:
         self.device = device
         self.rank = rank
         self.init = torch.Generator().manual_seed(seed)  # CPU: same weights whatever the device
-        on_cuda = device.type == "cuda"
-        self.amp_dtype = torch.bfloat16 if params.train.amp == "bf16" and on_cuda else None
-        self.channels_last = params.train.channels_last and on_cuda
+        cuda, t = device.type == "cuda", params.train
+        self.amp_dtype = torch.bfloat16 if t.amp == "bf16" and (cuda or t.cpu_amp) else None
+        self.channels_last = t.channels_last and (cuda or t.cpu_channels_last)
 
     def place(self, net: nn.Module) -> nn.Module:
         net = net.to(self.device)
-        return net.to(memory_format=torch.channels_last) if self.channels_last else net
+        if self.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        if self.params.train.compile == "nets":
+            import torch._dynamo.config as dynamo
+            import torch._inductor.config as inductor
+
+            # compiled random ops draw from eager's generator, so dropout drops the units eager
+            # training drops under the same seed (inductor's own RNG would give other masks)
+            inductor.fallback_random = True
+            # networks of one class share their forward's graph cache, and each instance, input
+            # dtype (autocast: fp32 real, bf16 fake images) and grad mode adds a graph: torch's
+            # default of 8 per function sends CycleGAN's discriminators back to eager
+            dynamo.recompile_limit = max(dynamo.recompile_limit, 64)
+            # in place: the module and its state-dict keys stay the same for checkpoints and export
+            net.compile(mode=self.params.train.compile_mode)
+        return net
 
     def child_generator(self) -> torch.Generator:
         """A generator on the device for training-time sampling, seeded from the init stream; each
@@ -210,10 +225,27 @@ def method_spec(method: str) -> MethodSpec:
         raise ValueError(f"unknown method {method!r}; expected one of {list(METHODS)}") from None
 
 
-def build_model(method: str, params: Params, device: torch.device, seed: int, rank: int = 0) -> Translator:
+# torch 2.14's CPU InstanceNorm2d backward is wrong when the incoming gradient is channels_last and
+# the saved input is not (shown by `stages parity cyclegan`; reproduced on the op alone)
+CPU_CHANNELS_LAST_INSTANCE_NORM = ("train.cpu_channels_last is refused for instance-norm networks: torch's CPU "
+                                   "InstanceNorm2d backward gives wrong gradients with channels_last gradients "
+                                   "(see README, Parity); set train.cpu_channels_last false")
+
+
+def build_model(method: str, params: Params, device: torch.device, seed: int, rank: int = 0, *,
+                allow_known_wrong: bool = False) -> Translator:
     """The `method` model from `params`, its networks initialised from `seed` and placed on `device`;
     `rank` (a training process under torchrun) seeds its own image-pool and latent generators.
+    A switch combination known to train wrongly is a ValueError unless `allow_known_wrong` (parity,
+    which shows it).
 
-    bf16 autocast and channels_last are used only on CUDA, when params.train asks for them.
+    bf16 autocast and channels_last are used on CUDA (on the CPU with train.cpu_amp and
+    train.cpu_channels_last), when
+    params.train asks for them; train.compile compiles every network on any device.
     """
-    return method_spec(method).build(_Builder(params, torch.device(device), seed, rank))
+    spec = method_spec(method)
+    builder = _Builder(params, torch.device(device), seed, rank)
+    if (builder.channels_last and builder.device.type == "cpu" and spec.config(params).norm == "instance"
+            and not allow_known_wrong):
+        raise ValueError(f"{spec.title}: {CPU_CHANNELS_LAST_INSTANCE_NORM}")
+    return spec.build(builder)

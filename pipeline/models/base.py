@@ -74,13 +74,14 @@ def single_translation(model: Translator, source: Tensor, direction: str) -> dic
 
 
 def make_adam(modules: list[nn.Module], train: TrainConfig) -> torch.optim.Adam:
-    """Adam(lr, (beta1, beta2)) over the parameters of `modules`: fused on CUDA, foreach on CPU."""
+    """Adam(lr, (beta1, beta2)) over the parameters of `modules`: fused on CUDA when train.fused_adam
+    asks for it, foreach otherwise (the same update, in a few multi-tensor kernels)."""
     params = parameters(*modules)
     if not params:
         raise ValueError("no parameters to optimise")
-    on_cuda = params[0].is_cuda
+    fused = params[0].is_cuda and train.fused_adam
     return torch.optim.Adam(params, lr=train.lr, betas=(train.beta1, train.beta2),
-                            fused=True if on_cuda else None, foreach=None if on_cuda else True)
+                            fused=True if fused else None, foreach=None if fused else True)
 
 
 def parameters(*modules: nn.Module) -> list[nn.Parameter]:

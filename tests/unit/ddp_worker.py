@@ -41,7 +41,7 @@ def case_params(case: str):
     if case == "pix2pix_local_bn":  # batch norm over each rank's share
         return "pix2pix", dataclasses.replace(_with(p, "pix2pix", batch_size=4),
                                               train=dataclasses.replace(p.train, sync_batchnorm=False))
-    if case == "pix2pix_bf16":  # bf16 autocast (used on CUDA only by the pipeline) under DDP
+    if case == "pix2pix_bf16":  # bf16 autocast (train.cpu_amp, off in the tests elsewhere) under DDP
         return "pix2pix", _with(p, "pix2pix", batch_size=4)
     if case == "bicyclegan":  # each rank's share of 2 halved into cVAE-GAN and cLR-GAN
         return "bicyclegan", _with(p, "bicyclegan", batch_size=4)
