@@ -1,43 +1,70 @@
-"""`python -m stages bench`: print training images/s and peak memory per method (default size and
-the papers' 256 px architectures) and the street-scene generator's images/s."""
+"""`python -m stages bench`: time training per case (the papers' networks under named tags, and each
+method at the default params), print a table and optionally write one JSON line per case; also the
+street-scene generator's images/s."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
 
-from stages.common import ParamsOption, read_params
+from stages.common import ParamsOption, domain_errors, read_params
 
 
 def bench(
     params: Path = ParamsOption,
-    methods: str = typer.Option("all", help="Comma-separated methods of the method table, or 'all'."),
-    sizes: str = typer.Option("default,256", help="'default' (params) and/or pixel sizes for the papers' nets."),
-    steps: int = typer.Option(10, help="Timed steps per case."),
-    warmup: int = typer.Option(3, help="Untimed steps first."),
+    cases: str = typer.Option("auto", help="Comma-separated tags of pipeline.bench.CASES, 'default' (each method at "
+                                           "the params), 'gpu' (the 256 px tags), 'cpu' (the cpu_ tags), or 'auto': "
+                                           "default plus gpu on CUDA, default plus cpu on a CPU."),
+    methods: str = typer.Option("all", help="Only these methods (comma-separated), or 'all'."),
+    steps: int = typer.Option(10, min=1, help="Timed steps per case (synced), and as many again unsynced."),
+    warmup: int = typer.Option(3, min=0, help="Untimed steps first (compilation happens here)."),
+    data: Path = typer.Option(None, exists=True, file_okay=False,
+                              help="Curated store for the unsynced window's batches; random uint8 arrays if not given."),
+    reference: bool = typer.Option(False, help="Also time each case in fp32 eager (every switch off), right before it."),
+    json_out: Path = typer.Option(None, "--json", dir_okay=False, help="Append one JSON line per case here."),
     generator: bool = typer.Option(True, help="Also time the street-scene generator."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
 ) -> None:
     """Benchmark training and data generation on this machine."""
+    import json
+
     import torch
 
-    from pipeline.bench import bench_training, paper_params
+    from pipeline.bench import (CASES, bench_case, bench_table_header, bench_table_row, device_name,
+                                reference_params)
     from pipeline.device import pick_device
     from pipeline.models import METHODS
 
     cfg = read_params(params)
     dev = pick_device(device)
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    typer.echo(f"device: {name}, torch {torch.__version__}")
+    wanted = None if methods == "all" else set(methods.split(","))
+    groups = {"gpu": [t for t in CASES if not t.startswith("cpu_")], "cpu": [t for t in CASES if t.startswith("cpu_")]}
+    names = cases.split(",") if cases != "auto" else ["default", "gpu" if dev.type == "cuda" else "cpu"]
+    runs = []  # (tag, method, params)
+    for name in names:
+        if name == "default":
+            runs += [(f"default_{m}", m, cfg) for m in METHODS]
+        elif name in groups:
+            runs += [(t, CASES[t].method, CASES[t].params(cfg)) for t in groups[name]]
+        elif name in CASES:
+            runs.append((name, CASES[name].method, CASES[name].params(cfg)))
+        else:
+            raise typer.BadParameter(f"unknown case {name!r}; expected default, gpu, cpu or one of {list(CASES)}",
+                                     param_hint="--cases")
+    runs = [r for r in runs if wanted is None or r[1] in wanted]
+    typer.echo(f"device: {device_name(dev)}, torch {torch.__version__}")
     if generator:
         from pipeline.data.streets.scenes import benchmark
 
         for size in (64, 256):
             typer.echo(f"streets generator  {size:4d} px: {benchmark(size, 400 if size == 64 else 100):8.1f} images/s (one process)")
-    typer.echo(f"{'method':<11} {'size':>5} {'batch':>5} {'images/s':>9} {'ms/step':>9} {'peak MB':>9}")
-    for size in sizes.split(","):
-        run_cfg = cfg if size == "default" else paper_params(cfg, int(size))
-        for method in (METHODS if methods == "all" else methods.split(",")):
-            r = bench_training(run_cfg, method, dev, warmup, steps)
-            typer.echo(f"{r.method:<11} {r.image_size:>5} {r.batch_size:>5} {r.images_per_s:>9.2f} "
-                       f"{r.ms_per_step:>9.1f} {r.peak_mem_mb:>9.0f}")
+    typer.echo(bench_table_header())
+    with domain_errors(ValueError):
+        for tag, method, run_cfg in runs:
+            variants = [(f"{tag}:fp32_eager", reference_params(run_cfg))] if reference else []
+            for label, p in [*variants, (tag, run_cfg)]:
+                record = bench_case(p, method, dev, warmup=warmup, steps=steps, curated=data, tag=label)
+                typer.echo(bench_table_row(record))
+                if json_out is not None:
+                    with json_out.open("a") as f:
+                        f.write(json.dumps(record) + "\n")
