@@ -53,7 +53,8 @@ _IDT = {"lambda_idt": 0.5}  # the CycleGAN paper's identity weight for photo set
 CASES: dict[str, Case] = {c.tag: c for c in (
     Case("cyclegan_bs1", "cyclegan", 256, 1, _IDT), Case("cyclegan_bs4", "cyclegan", 256, 4, _IDT),
     Case("cyclegan_bs8", "cyclegan", 256, 8, _IDT),
-    Case("pix2pix_bs1", "pix2pix", 256, 1), Case("pix2pix_bs4", "pix2pix", 256, 4), Case("pix2pix_bs8", "pix2pix", 256, 8),
+    Case("pix2pix_bs1", "pix2pix", 256, 1), Case("pix2pix_bs4", "pix2pix", 256, 4),
+    Case("pix2pix_bs8", "pix2pix", 256, 8),
     Case("bicyclegan_bs2", "bicyclegan", 256, 2), Case("bicyclegan_bs8", "bicyclegan", 256, 8),
     Case("cpu_cyclegan_r6_64", "cyclegan", 64, 1, _IDT),
     Case("cpu_pix2pix_u128_128", "pix2pix", 128, 1),
@@ -69,6 +70,24 @@ PEAK_FLOPS: tuple[tuple[str, dict[str, float]], ...] = (
     ("A100", {"bf16": 312e12, "tf32": 156e12, "fp32": 19.5e12}),
     ("L4", {"bf16": 121e12, "tf32": 60e12, "fp32": 30e12}),
 )
+
+
+def select_cases(cases: str, methods: str, params: Params, device: torch.device) -> list[tuple[str, str, Params]]:
+    """(tag, method, params) per case of `cases` (comma-separated tags of CASES, `default`: each method
+    at `params`, `gpu`: the 256 px tags, `cpu`: the cpu_ tags, `auto`: default plus gpu on CUDA, plus
+    cpu elsewhere), kept to `methods` (comma-separated, or `all`). ValueError for an unknown name."""
+    groups = {"gpu": [t for t in CASES if not t.startswith("cpu_")], "cpu": [t for t in CASES if t.startswith("cpu_")]}
+    names = cases.split(",") if cases != "auto" else ["default", "gpu" if device.type == "cuda" else "cpu"]
+    runs = []
+    for name in names:
+        if name == "default":
+            runs += [(f"default_{m}", m, params) for m in METHODS]
+        elif name in groups or name in CASES:
+            runs += [(t, CASES[t].method, CASES[t].params(params)) for t in groups.get(name, [name])]
+        else:
+            raise ValueError(f"unknown case {name!r}; expected auto, default, gpu, cpu or one of {list(CASES)}")
+    wanted = set(METHODS) if methods == "all" else set(methods.split(","))
+    return [run for run in runs if run[1] in wanted]
 
 
 def device_name(device: torch.device) -> str:
@@ -89,9 +108,9 @@ def switches(params: Params, device: torch.device) -> dict[str, Any]:
     """Every fast-path param as set, and what is in effect on `device`."""
     t = params.train
     cuda = device.type == "cuda"
-    return {"amp": t.amp, "channels_last": t.channels_last, "cpu_amp": t.cpu_amp, "cpu_channels_last": t.cpu_channels_last,
-            "fused_adam": t.fused_adam, "compile": t.compile, "compile_mode": t.compile_mode,
-            "threads": torch.get_num_threads(),
+    return {"amp": t.amp, "channels_last": t.channels_last, "cpu_amp": t.cpu_amp,
+            "cpu_channels_last": t.cpu_channels_last, "fused_adam": t.fused_adam, "compile": t.compile,
+            "compile_mode": t.compile_mode, "threads": torch.get_num_threads(),
             "in_effect": {"bf16": t.amp == "bf16" and (cuda or t.cpu_amp),
                           "channels_last": t.channels_last and (cuda or t.cpu_channels_last),
                           "fused_adam": t.fused_adam and device.type == "cuda", "compile": t.compile == "nets"}}

@@ -24,8 +24,9 @@ class Switch:
     devices: tuple[str, ...]  # where it runs
     precision: str  # a key of ROUNDOFF: the size of the change it makes to each result
     # the largest relative difference allowed in any logged loss of the first step (at most one
-    # update in: the switch's arithmetic alone, before training's chaos amplifies it), and the base bound on the run's later losses and its
-    # final weights (||w - w_ref|| / ||w_ref||), which the noise floor may widen
+    # update in: the switch's arithmetic alone, before training's chaos amplifies it), and the base
+    # bound on the run's later losses and its trained generators' outputs, which the noise floor
+    # may widen
     step0_rtol: float
     rtol: float
     train: dict  # the train params that switch it on (on top of the reference's, all off)
@@ -168,13 +169,15 @@ def run_parity(params: Params, method: str, device: torch.device, *, steps: int 
 def parity_table(result: dict) -> str:
     """The human-readable summary of run_parity's result."""
     def row(label: str, d: dict, tols: tuple[str, str, str], verdict: str) -> str:
-        return (f"{label:<30} {d['step0_loss_rel_diff']:>9.1e} {tols[0]:>6} {d['max_loss_rel_diff']:>9.1e} {tols[1]:>6} "
-                f"{max(d['outputs_rel_diff'].values()):>9.1e} {tols[2]:>6} {max(d['weights_rel_diff'].values()):>9.1e}  "
+        return (f"{label:<30} {d['step0_loss_rel_diff']:>9.1e} {tols[0]:>6} {d['max_loss_rel_diff']:>9.1e} "
+                f"{tols[1]:>6} {max(d['outputs_rel_diff'].values()):>9.1e} {tols[2]:>6} "
+                f"{max(d['weights_rel_diff'].values()):>9.1e}  "
                 f"{verdict}")
 
     lines = [f"{result['method']} on {result['device']}, {result['steps']} steps, seed {result['seed']}, "
              f"{result['image_size']} px, torch {result['torch']}: relative differences to fp32 eager",
-             f"{'run':<30} {'step-0':>9} {'tol':>6} {'losses':>9} {'tol':>6} {'outputs':>9} {'tol':>6} {'weights':>9}  result",
+             f"{'run':<30} {'step-0':>9} {'tol':>6} {'losses':>9} {'tol':>6} {'outputs':>9} {'tol':>6} "
+             f"{'weights':>9}  result",
              *(row(f"floor: weights x (1+u {f['roundoff']:.0e})", f, ("", "", ""), f"{prec} noise floor")
                for prec, f in result["floors"].items())]
     for v in result["variants"]:

@@ -19,8 +19,10 @@ def bench(
     steps: int = typer.Option(10, min=1, help="Timed steps per case (synced), and as many again unsynced."),
     warmup: int = typer.Option(3, min=0, help="Untimed steps first (compilation happens here)."),
     data: Path = typer.Option(None, exists=True, file_okay=False,
-                              help="Curated store for the unsynced window's batches; random uint8 arrays if not given."),
-    reference: bool = typer.Option(False, help="Also time each case in fp32 eager (every switch off), right before it."),
+                              help="Curated store for the unsynced window's batches; random uint8 arrays "
+                                   "if not given."),
+    reference: bool = typer.Option(False, help="Also time each case in fp32 eager (every switch off), right "
+                                               "before it."),
     json_out: Path = typer.Option(None, "--json", dir_okay=False, help="Append one JSON line per case here."),
     generator: bool = typer.Option(True, help="Also time the street-scene generator."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
@@ -30,34 +32,21 @@ def bench(
 
     import torch
 
-    from pipeline.bench import (CASES, bench_case, bench_table_header, bench_table_row, device_name,
-                                reference_params)
+    from pipeline.bench import (bench_case, bench_table_header, bench_table_row, device_name, reference_params,
+                                select_cases)
     from pipeline.device import pick_device
-    from pipeline.models import METHODS
 
     cfg = read_params(params)
     dev = pick_device(device)
-    wanted = None if methods == "all" else set(methods.split(","))
-    groups = {"gpu": [t for t in CASES if not t.startswith("cpu_")], "cpu": [t for t in CASES if t.startswith("cpu_")]}
-    names = cases.split(",") if cases != "auto" else ["default", "gpu" if dev.type == "cuda" else "cpu"]
-    runs = []  # (tag, method, params)
-    for name in names:
-        if name == "default":
-            runs += [(f"default_{m}", m, cfg) for m in METHODS]
-        elif name in groups:
-            runs += [(t, CASES[t].method, CASES[t].params(cfg)) for t in groups[name]]
-        elif name in CASES:
-            runs.append((name, CASES[name].method, CASES[name].params(cfg)))
-        else:
-            raise typer.BadParameter(f"unknown case {name!r}; expected default, gpu, cpu or one of {list(CASES)}",
-                                     param_hint="--cases")
-    runs = [r for r in runs if wanted is None or r[1] in wanted]
+    with domain_errors(ValueError):
+        runs = select_cases(cases, methods, cfg, dev)
     typer.echo(f"device: {device_name(dev)}, torch {torch.__version__}")
     if generator:
         from pipeline.data.streets.scenes import benchmark
 
         for size in (64, 256):
-            typer.echo(f"streets generator  {size:4d} px: {benchmark(size, 400 if size == 64 else 100):8.1f} images/s (one process)")
+            rate = benchmark(size, 400 if size == 64 else 100)
+            typer.echo(f"streets generator  {size:4d} px: {rate:8.1f} images/s (one process)")
     typer.echo(bench_table_header())
     with domain_errors(ValueError):
         for tag, method, run_cfg in runs:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pytest
 import torch
 import yaml
 from typer.testing import CliRunner
 
-from pipeline.bench import CASES, bench_case, count_flops, peak_flops, reference_params
+from pipeline.bench import CASES, bench_case, count_flops, peak_flops, reference_params, select_cases
 from pipeline.config import Params
+from pipeline.models import METHODS
 from pipeline.sampler import Batch
 from stages.__main__ import app
 from tests.conftest import tiny_params
@@ -26,8 +28,9 @@ def test_cases_are_the_papers_networks():
                           "cpu_bicyclegan_u128_128_bs2"}
     base = Params()
     c = CASES["cyclegan_bs8"].params(base)
-    assert (c.image_size, c.train.load_size, c.cyclegan.generator, c.cyclegan.ngf, c.cyclegan.ndf) == (256, 286, "resnet_9blocks", 64, 64)
-    assert (c.cyclegan.norm, c.cyclegan.gan_mode, c.cyclegan.pool_size, c.lambda_idt, c.cyclegan.batch_size) == ("instance", "lsgan", 50, 0.5, 8)
+    g = c.cyclegan
+    assert (c.image_size, c.train.load_size, g.generator, g.ngf, g.ndf) == (256, 286, "resnet_9blocks", 64, 64)
+    assert (g.norm, g.gan_mode, g.pool_size, c.lambda_idt, g.batch_size) == ("instance", "lsgan", 50, 0.5, 8)
     p = CASES["pix2pix_bs4"].params(base)
     assert (p.pix2pix.generator, p.pix2pix.norm, p.pix2pix.gan_mode, p.pix2pix.n_layers_D, p.pix2pix.batch_size) == (
         "unet_256", "batch", "vanilla", 3, 4)
@@ -37,7 +40,8 @@ def test_cases_are_the_papers_networks():
     r6 = CASES["cpu_cyclegan_r6_64"].params(base)
     assert (r6.image_size, r6.cyclegan.generator, r6.cyclegan.batch_size) == (64, "resnet_6blocks", 1)
     u = CASES["cpu_bicyclegan_u128_128_bs2"].params(base)
-    assert (u.image_size, u.bicyclegan.generator, u.bicyclegan.encoder, u.bicyclegan.batch_size) == (128, "unet_128", "resnet_128", 2)
+    assert (u.image_size, u.bicyclegan.generator, u.bicyclegan.encoder, u.bicyclegan.batch_size) == (
+        128, "unet_128", "resnet_128", 2)
 
 
 def test_flops_scale_with_the_batch():
@@ -79,7 +83,8 @@ def test_the_command_writes_one_json_line_per_case(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(dataclasses.asdict(tiny_params())))
     out = tmp_path / "bench.jsonl"
-    result = CliRunner().invoke(app, ["bench", "--params", str(params), "--cases", "default", "--methods", "pix2pix,cut",
+    result = CliRunner().invoke(app, ["bench", "--params", str(params), "--cases", "default",
+                                      "--methods", "pix2pix,cut",
                                       "--steps", "1", "--warmup", "0", "--no-generator", "--reference",
                                       "--device", "cpu", "--json", str(out)])
     assert result.exit_code == 0, result.output
@@ -89,4 +94,15 @@ def test_the_command_writes_one_json_line_per_case(tmp_path):
     assert all(FIELDS <= set(r) for r in records)
     assert "default_cut:fp32_eager" in result.output and "GFLOP/step" in result.output
     bad = CliRunner().invoke(app, ["bench", "--params", str(params), "--cases", "nope", "--no-generator"])
-    assert bad.exit_code != 0 and "unknown case" in bad.output
+    assert bad.exit_code == 1
+
+
+def test_case_selection():
+    p = Params()
+    tags = lambda *a: [t for t, _, _ in select_cases(*a)]  # noqa: E731
+    assert tags("auto", "all", p, CPU) == [f"default_{m}" for m in METHODS] + [t for t in CASES if t.startswith("cpu_")]
+    assert tags("auto", "pix2pix", p, torch.device("cuda")) == [
+        "default_pix2pix", "pix2pix_bs1", "pix2pix_bs4", "pix2pix_bs8"]
+    assert tags("cyclegan_bs8,default", "cyclegan", p, CPU) == ["cyclegan_bs8", "default_cyclegan"]
+    with pytest.raises(ValueError, match="unknown case 'nope'"):
+        select_cases("nope", "all", p, CPU)
