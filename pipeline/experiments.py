@@ -6,12 +6,15 @@ import json
 import logging
 import subprocess
 from pathlib import Path
+from typing import Any
 
-from pipeline.ablations import (PRESETS, ablations_markdown, as_json, dvc_commands, parse_exp_show, row_run_tags,
-                                study_for, study_tag)
+from pipeline.ablations import (PRESETS, as_json, dvc_commands, parse_exp_show, provenance, row_run_tags, study_for,
+                                study_table, study_tag)
 from pipeline.config import Params
 from pipeline.io import atomic_file, write_json
-from pipeline.seeds import seeded_commands, seeded_json, seeded_markdown
+from pipeline.report import markdown_table
+from pipeline.report_sections import read_ablations
+from pipeline.seeds import TEST, seeded_commands, seeded_json, seeded_section
 from pipeline.tracking import repo_root, tag_runs
 
 log = logging.getLogger(__name__)
@@ -68,6 +71,40 @@ def attach_run_ids(experiments: list[dict], records: dict[str, str], root: Path)
         exp["run_ids"] = found
 
 
+def merged_records(earlier: dict[str, dict[str, Any]], records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """`earlier` (study name -> record, from reports/ablations.json) with each of `records` in its
+    study's place where it has a finished row or the study had no record: a study run elsewhere,
+    whose experiments this repository does not hold, keeps its table."""
+    merged = dict(earlier)
+    for record in records:
+        if record["name"] not in merged or any(row["status"] == "success" for row in record["rows"]):
+            merged[record["name"]] = record
+    return merged
+
+
+def study_section(record: dict[str, Any]) -> list[str]:
+    """One one-seed study's section of reports/ablations.md: provenance, caption and table."""
+    return [f"## {record['title']} ({record['paper_table']})", "", provenance(record), "", record["caption"], "",
+            markdown_table(study_table(record)), ""]
+
+
+def records_markdown(records: dict[str, dict[str, Any]]) -> str:
+    """reports/ablations.md: one section per study record, seeded (mean ± std, n, orderings) or not."""
+    lines = ["# Ablations", "",
+             "DVC experiments `<study>-[<budget>-]<row>[-seed<k>]`; \"not run\", \"queued\" or \"failed\" where "
+             f"no finished experiment was found. Orderings over seeds decided by {TEST}.", ""]
+    for record in records.values():
+        lines += seeded_section(record) if record.get("seeds") else study_section(record)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _write_merged(out: Path, json_out: Path, records: list[dict[str, Any]]) -> None:
+    merged = merged_records(read_ablations(json_out), records)
+    with atomic_file(out) as tmp:
+        tmp.write_text(records_markdown(merged))
+    write_json(json_out, merged)
+
+
 def write_ablation_report(study: str, params: Params, *, out: Path, json_out: Path, budget: str, all_commits: bool,
                           tag: bool, seeds: int = 0) -> int:
     """The markdown tables (`out`) and their numbers (`json_out`) of one study, or of every study for
@@ -86,9 +123,7 @@ def write_ablation_report(study: str, params: Params, *, out: Path, json_out: Pa
     attach_run_ids(experiments, {f: r for s in studies for f, r in s.metrics_files.items()}, repo_root())
     if seeds:
         records = [seeded_json(s, experiments, params, seeds, budget) for s in studies]
-        with atomic_file(out) as tmp:
-            tmp.write_text(seeded_markdown(records))
-        write_json(json_out, {r["name"]: r for r in records})
+        _write_merged(out, json_out, records)
         log.info("wrote %s and %s (%d experiments found)", out, json_out, len(experiments))
         if tag:  # a seed that reused an earlier run (the baseline's params and seed) gets the tag too
             runs: dict[str, dict[str, str]] = {}
@@ -99,9 +134,7 @@ def write_ablation_report(study: str, params: Params, *, out: Path, json_out: Pa
             if runs:
                 log.info("tagged %d of %d MLflow runs with their study rows", tag_runs(runs), len(runs))
         return len(experiments)
-    with atomic_file(out) as tmp:
-        tmp.write_text(ablations_markdown(studies, experiments, budget))
-    write_json(json_out, {s.name: as_json(s, experiments, budget) for s in studies})
+    _write_merged(out, json_out, [as_json(s, experiments, budget) for s in studies])
     log.info("wrote %s and %s (%d experiments found)", out, json_out, len(experiments))
     if tag:  # rows that reused an earlier run get the study's tag too, for the MLflow compare view
         runs = row_run_tags(studies, experiments, budget)

@@ -168,7 +168,12 @@ def seeded_markdown(records: list[dict[str, Any]]) -> str:
     """reports/ablations.md over seeds: per study its table (mean ± std, n) and the papers' orderings."""
     lines = ["# Ablations over seeds", "", f"Orderings decided by {TEST}.", ""]
     for record in records:
-        lines += [f"## {record['title']} ({record['paper_table']})", "",
-                  f"{record['seeds']} seeds (`{SEED_KEY}`), budget `{record['budget']}`.", "", record["caption"], "",
-                  markdown_table(seeded_table(record)), "", *ordering_lines(record), ""]
+        lines += seeded_section(record)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def seeded_section(record: dict[str, Any]) -> list[str]:
+    """One seeded study's section: its table (mean ± std, n) and the papers' orderings."""
+    return [f"## {record['title']} ({record['paper_table']})", "",
+            f"{record['seeds']} seeds (`{SEED_KEY}`), budget `{record['budget']}`.", "", record["caption"], "",
+            markdown_table(seeded_table(record)), "", *ordering_lines(record), ""]

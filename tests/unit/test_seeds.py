@@ -90,3 +90,21 @@ def test_a_seeds_mlflow_run_is_named_for_its_study_row_and_seed():
     assert name == "pix2pix_loss: L1 (seed 1)" and tags["ablation.pix2pix_loss"] == "L1"
     name, tags = run_labels("cyclegan", Params(), "default_methods-cyclegan-seed2")
     assert name == "default_methods: CycleGAN (seed 2)"
+
+
+def test_a_report_keeps_the_studies_it_did_not_find_and_replaces_those_it_did(tmp_path):
+    from pipeline.ablations import as_json
+    from pipeline.experiments import merged_records, records_markdown
+
+    seeded = seeded_json(STUDY, fixture_experiments(), Params(), 3)
+    elsewhere = as_json(PRESETS["cyclegan_table4"], [])  # every row "not run" here
+    elsewhere["rows"][0]["status"] = "success"  # as a study run on another machine left it
+    earlier = {"cyclegan_table4": elsewhere, "pix2pix_loss": as_json(STUDY, [])}
+    merged = merged_records(earlier, [seeded, as_json(PRESETS["cyclegan_table4"], [])])
+    assert list(merged) == ["cyclegan_table4", "pix2pix_loss"]
+    assert merged["cyclegan_table4"] is elsewhere  # nothing found here: the earlier table stays
+    assert merged["pix2pix_loss"] is seeded
+    fresh = merged_records({}, [as_json(PRESETS["cyclegan_table4"], [])])
+    assert list(fresh) == ["cyclegan_table4"]  # a study without a record gets its "not run" table
+    text = records_markdown(merged)
+    assert "## CycleGAN loss ablation" in text and "0.600 ± 0.020" in text and "**reversed**" in text
