@@ -16,7 +16,8 @@ from pipeline.report import (DASH, DATA, METHOD_NAMES, diversity_table, class_fr
                              markdown_table, methods_not_applicable, not_applicable_notes, of_upper_bound,
                              params_diff_table, per_class_iou_table, photo_to_labels_table, provenance_table)
 from pipeline.report_sections import (ablation_section, curated_hash, lpips_protocol_lines, read_ablations,
-                                      read_selection, realism_section, selection_section, setup_table)
+                                      read_selection, realism_section, selection_section, setup_table,
+                                      study_run_ids)
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ def build_report(*, metrics_dir: Path, losses_dir: Path, translated_dir: Path, c
     studies = read_ablations(Path(ablations)) if ablations is not None else {}
     if studies:
         rows = [r for record in studies.values() for r in record["rows"]]
-        run_ids = [r["mlflow_run_id"] for r in rows if r.get("mlflow_run_id")]
+        run_ids = [i for record in studies.values() for i in study_run_ids(record)]  # seeded rows: one per seed
         root = repo_root()
         body += ablation_section(studies, params, runs_in_store(run_ids) if run_ids else set(),
                                  Path(ablations).as_posix(), curated_hash(root / "dvc.lock"),

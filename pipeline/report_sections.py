@@ -97,6 +97,11 @@ def read_ablations(path: Path | None) -> dict[str, dict[str, Any]]:
     return value if isinstance(value, dict) else {}
 
 
+def study_run_ids(record: dict[str, Any]) -> list[str]:
+    """The MLflow runs of a study's rows: one per row, or one per seed of a seeded study."""
+    return [i for r in record["rows"] for i in (r.get("mlflow_run_ids") or [r.get("mlflow_run_id")]) if i]
+
+
 def curated_hash(lock: Path) -> str | None:
     """The DVC hash of the curated store in dvc.lock (what the trainings of the last run read)."""
     if not Path(lock).is_file():
@@ -134,7 +139,7 @@ def ablation_section(studies: dict[str, dict[str, Any]], params: Params, runs_in
                 "one seed each, so a gap of a few points is within noise. ")
              + "Only studies whose every row ran on this report's data set are shown.", ""]
     for name, record in shown.items():
-        run_ids = [i for r in record["rows"] for i in (r.get("mlflow_run_ids") or [r.get("mlflow_run_id")]) if i]
+        run_ids = study_run_ids(record)
         if runs_in_store is None:
             where = "the MLflow store could not be read to check its runs"
         else:

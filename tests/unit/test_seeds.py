@@ -108,3 +108,14 @@ def test_a_report_keeps_the_studies_it_did_not_find_and_replaces_those_it_did(tm
     assert list(fresh) == ["cyclegan_table4"]  # a study without a record gets its "not run" table
     text = records_markdown(merged)
     assert "## CycleGAN loss ablation" in text and "0.600 ± 0.020" in text and "**reversed**" in text
+
+
+def test_a_seeded_studys_runs_are_one_per_seed():
+    from pipeline.ablations import as_json
+    from pipeline.report_sections import study_run_ids
+
+    seeded = seeded_json(STUDY, fixture_experiments(), Params(), 3)
+    assert study_run_ids(seeded)[:3] == ["run-L1-0", "run-L1-1", "run-L1-2"]
+    one_seed = as_json(STUDY, [])
+    one_seed["rows"][0]["mlflow_run_id"] = "run-a"
+    assert study_run_ids(one_seed) == ["run-a"]
