@@ -230,6 +230,11 @@ def method_spec(method: str) -> MethodSpec:
 CPU_CHANNELS_LAST_INSTANCE_NORM = ("train.cpu_channels_last is refused for instance-norm networks: torch's CPU "
                                    "InstanceNorm2d backward gives wrong gradients with channels_last gradients "
                                    "(see README, Parity); set train.cpu_channels_last false")
+# torch 2.14's inductor stops the backward of the replication padding that anti-aliased resampling
+# uses (a stride assertion in replication_pad2d_backward), on the CPU; CUDA is unchecked
+CPU_COMPILE_ANTIALIAS = ("train.compile: nets is refused on the CPU for anti-aliased networks: torch's inductor "
+                         "fails in the backward of their replication padding (see README, Parity); set "
+                         "train.compile none")
 
 
 def build_model(method: str, params: Params, device: torch.device, seed: int, rank: int = 0, *,
@@ -240,12 +245,14 @@ def build_model(method: str, params: Params, device: torch.device, seed: int, ra
     which shows it).
 
     bf16 autocast and channels_last are used on CUDA (on the CPU with train.cpu_amp and
-    train.cpu_channels_last), when
-    params.train asks for them; train.compile compiles every network on any device.
+    train.cpu_channels_last), when params.train asks for them; train.compile compiles every
+    network on any device.
     """
     spec = method_spec(method)
     builder = _Builder(params, torch.device(device), seed, rank)
-    if (builder.channels_last and builder.device.type == "cpu" and spec.config(params).norm == "instance"
-            and not allow_known_wrong):
+    cfg, on_cpu = spec.config(params), builder.device.type == "cpu"
+    if not allow_known_wrong and on_cpu and builder.channels_last and cfg.norm == "instance":
         raise ValueError(f"{spec.title}: {CPU_CHANNELS_LAST_INSTANCE_NORM}")
+    if not allow_known_wrong and on_cpu and params.train.compile == "nets" and getattr(cfg, "antialias", False):
+        raise ValueError(f"{spec.title}: {CPU_COMPILE_ANTIALIAS}")
     return spec.build(builder)

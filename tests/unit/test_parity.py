@@ -101,6 +101,14 @@ def test_build_model_refuses_the_known_wrong_cpu_combination():
     build_model("cyclegan", _fast(params, cpu_channels_last=False), CPU, seed=0)
 
 
+def test_build_model_refuses_compile_of_anti_aliased_nets_on_the_cpu():
+    params = _fast(tiny_params(), compile="nets")
+    for method in ("cut", "fastcut"):
+        with pytest.raises(ValueError, match="replication padding"):
+            build_model(method, params, CPU, seed=0)
+    build_model("cut", _fast(params, compile="none"), CPU, seed=0)
+
+
 def test_compiled_nets_keep_their_state_dict_keys():
     plain = build_model("cyclegan", tiny_params(), CPU, seed=0)
     compiled = build_model("cyclegan", _fast(tiny_params(), compile="nets"), CPU, seed=0)
