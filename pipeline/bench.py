@@ -145,11 +145,12 @@ def _sampler(params: Params, method: str, device: torch.device, curated: Path | 
     return BatchSampler(a, b, sampler_spec, device), source
 
 
-def count_flops(params: Params, method: str, device: torch.device, batch) -> int:
+def count_flops(params: Params, method: str, device: torch.device, batch, model=None) -> int:
     """FLOPs of one training step (forward, backward; matmuls and convolutions) by torch's flop counter,
-    on an eager copy of the model (compiled code hides its ops from the counter)."""
-    eager = dataclasses.replace(params, train=dataclasses.replace(params.train, compile="none"))
-    model = build_model(method, eager, device, seed=0)
+    on `model` when it is eager, else on an eager copy (compiled code hides its ops from the counter)."""
+    if model is None or params.train.compile != "none":
+        eager = dataclasses.replace(params, train=dataclasses.replace(params.train, compile="none"))
+        model = build_model(method, eager, device, seed=0)
     with FlopCounterMode(display=False) as counter:
         model.train_step(batch)
     return int(counter.get_total_flops())
@@ -183,7 +184,7 @@ def bench_case(params: Params, method: str, device: torch.device, *, warmup: int
     _sync(device)
     wall = time.perf_counter() - t0
     peak_mb, peak_kind = _peak_mb(device)
-    flops = count_flops(params, method, device, sampler.batch(0))
+    flops = count_flops(params, method, device, sampler.batch(0), model)  # after the timing: one step more
     on = switches(params, device)
     precision = "bf16" if on["in_effect"]["bf16"] else ("tf32" if torch.backends.cudnn.allow_tf32 else "fp32")
     peak = peak_flops(device, precision)
