@@ -20,7 +20,7 @@ import yaml
 from pipeline.config import ConfigError, Params, flatten, params_from_dict
 from pipeline.io import record_path
 from pipeline.models import METHODS
-from pipeline.report import fmt, markdown_table
+from pipeline.report import fmt
 
 Overrides = Mapping[str, Any]  # dotted params key -> value, as `dvc exp run -S key=value`
 
@@ -507,15 +507,3 @@ def provenance(record: dict[str, Any]) -> str:
     if days:
         parts.append(f"on {days[0]}" + (f" to {days[-1]}" if len(days) > 1 else ""))
     return f"{len(done)} of {len(record['rows'])} rows run: " + ", ".join(parts) + "."
-
-
-def ablations_markdown(studies: list[Study], experiments: list[dict[str, Any]], budget: str = "default") -> str:
-    """reports/ablations.md: one section per study, its provenance, caption and table."""
-    lines = ["# Ablations", "",
-             f"DVC experiments `<study>-{'' if budget == 'default' else budget + '-'}<row>`; "
-             "\"not run\", \"queued\" or \"failed\" where no finished experiment was found.", ""]
-    for study in studies:
-        record = as_json(study, experiments, budget)
-        lines += [f"## {study.title} ({study.paper_table})", "", provenance(record), "", study.caption, "",
-                  markdown_table(study_table(record)), ""]
-    return "\n".join(lines).rstrip() + "\n"

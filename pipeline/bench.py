@@ -113,7 +113,7 @@ def switches(params: Params, device: torch.device) -> dict[str, Any]:
             "compile_mode": t.compile_mode, "threads": torch.get_num_threads(),
             "in_effect": {"bf16": t.amp == "bf16" and (cuda or t.cpu_amp),
                           "channels_last": t.channels_last and (cuda or t.cpu_channels_last),
-                          "fused_adam": t.fused_adam and device.type == "cuda", "compile": t.compile == "nets"}}
+                          "fused_adam": t.fused_adam, "compile": t.compile == "nets"}}
 
 
 def _sync(device: torch.device) -> None:

@@ -132,7 +132,9 @@ class TrainConfig:
     # channels_last on the CPU: measured slower here, and torch's CPU InstanceNorm2d backward is
     # wrong with channels_last gradients (refused for instance-norm methods)
     cpu_channels_last: bool = False
-    fused_adam: bool = True  # one fused kernel per Adam step on CUDA; the CPU uses foreach either way
+    # one fused Adam kernel per tensor (CUDA and CPU); off: foreach. On this CPU the fused step made
+    # the default trainings 1.08-1.21x faster, with parity held (`stages parity`)
+    fused_adam: bool = True
     # torch.compile of every network (nn.Module.compile: state-dict keys unchanged), on any device
     compile: Literal["none", "nets"] = "none"
     compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "default"

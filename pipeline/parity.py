@@ -46,7 +46,7 @@ ROUNDOFF = {"fp32": 2.0 ** -24, "bf16": 2.0 ** -9}
 SWITCHES: dict[str, Switch] = {s.name: s for s in (
     Switch("compile", ("cpu", "cuda"), "fp32", 1e-4, 1e-3, {"compile": "nets"}),
     Switch("channels_last", ("cpu", "cuda"), "fp32", 1e-4, 1e-3, {"channels_last": True}),
-    Switch("fused_adam", ("cuda",), "fp32", 1e-4, 1e-3, {"fused_adam": True}),
+    Switch("fused_adam", ("cpu", "cuda"), "fp32", 1e-4, 1e-3, {"fused_adam": True}),
     Switch("bf16", ("cpu", "cuda"), "bf16", 3e-2, 3e-2, {"amp": "bf16"}),
 )}
 # every switch off; the CPU flags on, so that a switch's own param turns it on on any device

@@ -74,12 +74,14 @@ def single_translation(model: Translator, source: Tensor, direction: str) -> dic
 
 
 def make_adam(modules: list[nn.Module], train: TrainConfig) -> torch.optim.Adam:
-    """Adam(lr, (beta1, beta2)) over the parameters of `modules`: fused on CUDA when train.fused_adam
-    asks for it, foreach otherwise (the same update, in a few multi-tensor kernels)."""
+    """Adam(lr, (beta1, beta2)) over the parameters of `modules`: one fused kernel per tensor when
+    train.fused_adam asks for it (CUDA and CPU), foreach otherwise. The same update: on the CPU
+    foreach runs each of Adam's element-wise ops over each tensor in turn, a third of pix2pix's step
+    at the default size, where the fused kernel reads and writes each tensor once."""
     params = parameters(*modules)
     if not params:
         raise ValueError("no parameters to optimise")
-    fused = params[0].is_cuda and train.fused_adam
+    fused = train.fused_adam and params[0].device.type in ("cuda", "cpu")
     return torch.optim.Adam(params, lr=train.lr, betas=(train.beta1, train.beta2),
                             fused=True if fused else None, foreach=None if fused else True)
 

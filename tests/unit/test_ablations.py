@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from pipeline.ablations import (BUDGETS, NOT_RUN, PRESETS, ablation_table, ablations_markdown, apply_overrides,
+from pipeline.ablations import (BUDGETS, NOT_RUN, PRESETS, ablation_table, apply_overrides,
                                 changed_params, deepest_patch_layers, dvc_commands, exp_name, generator_pair,
                                 parse_exp_show, render_value, row_overrides, row_run_tags, run_labels, study_for,
                                 study_row)
@@ -284,14 +284,6 @@ def test_ablation_table_in_the_papers_layout():
     assert table.loc["CycleGAN"].tolist()[:3] == [NOT_RUN] * 3 and table.loc["CycleGAN", "MLflow run"] == "–"
     small = ablation_table(PRESETS["cyclegan_table4"], _experiments(), budget="small")
     assert set(small["Per-pixel acc."]) == {NOT_RUN}
-
-
-def test_ablations_markdown_has_a_section_per_study():
-    text = ablations_markdown(list(PRESETS.values()), _experiments())
-    assert text.startswith("# Ablations\n")
-    for study in PRESETS.values():
-        assert f"## {study.title} ({study.paper_table})" in text and study.caption in text
-    assert "| Cycle alone | 0.410 |" in text
 
 
 # --------------------------------------------------------------------------- stages

@@ -57,7 +57,7 @@ def test_a_case_over_a_curated_store_has_every_field(tiny_curated):
     assert FIELDS <= set(r) and r["tag"] == "t" and r["wall_data"] == str(tiny_curated)
     assert len(r["step_times_s"]) == 2 and r["step_median_s"] > 0 and r["imgs_per_s_unsynced_wall"] > 0
     assert r["mfu"] is None and r["flops_per_step"] > 0  # no CPU peak in the table
-    assert r["switches"]["in_effect"] == {"bf16": False, "channels_last": False, "fused_adam": False, "compile": False}
+    assert r["switches"]["in_effect"] == {"bf16": False, "channels_last": False, "fused_adam": True, "compile": False}
     assert r["switches"]["amp"] == "bf16" and not r["switches"]["cpu_amp"]  # asked for, on CUDA only
     fast = bench_case(dataclasses.replace(tiny_params(), train=dataclasses.replace(
         tiny_params().train, cpu_amp=True)), "cyclegan", CPU, warmup=0, steps=1)

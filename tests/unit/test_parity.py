@@ -73,7 +73,7 @@ def test_a_switch_that_changes_training_is_out_of_tolerance(monkeypatch):
     assert "OUT OF TOLERANCE" in parity_table(result)
 
 
-def test_the_command_writes_json_and_fails_on_cpu_channels_last_instance_norm(tmp_path, caplog):
+def test_the_command_writes_json_and_fails_on_cpu_channels_last_instance_norm(tmp_path, caplog, monkeypatch):
     # torch's CPU InstanceNorm2d backward with channels_last gradients is wrong: parity shows it
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(dataclasses.asdict(tiny_params())))
@@ -87,7 +87,8 @@ def test_the_command_writes_json_and_fails_on_cpu_channels_last_instance_norm(tm
     assert record["steps"] == 3 and record["threads"] == torch.get_num_threads()
     assert [v["passed"] for v in record["variants"]] == [False]
 
-    bad = CliRunner().invoke(app, ["parity", "pix2pix", "--params", str(params), "--switches", "fused_adam",
+    monkeypatch.setitem(parity.SWITCHES, "gpu_only", Switch("gpu_only", ("cuda",), "fp32", 1e-4, 1e-3, {}))
+    bad = CliRunner().invoke(app, ["parity", "pix2pix", "--params", str(params), "--switches", "gpu_only",
                                    "--device", "cpu"])
     assert bad.exit_code == 1 and "runs on cuda only" in caplog.text
 
@@ -116,11 +117,17 @@ def test_compiled_nets_keep_their_state_dict_keys():
         assert list(compiled.networks()[name].state_dict()) == list(net.state_dict())
 
 
-def test_adam_is_foreach_on_the_cpu_whatever_fused_adam_says():
+def test_fused_adam_is_fused_on_the_cpu_and_keeps_training():
     net = torch.nn.Linear(2, 2)
     for fused in (True, False):
         opt = make_adam([net], dataclasses.replace(tiny_params().train, fused_adam=fused))
-        assert not opt.defaults["fused"] and opt.defaults["foreach"]
+        assert bool(opt.defaults["fused"]) is fused and bool(opt.defaults["foreach"]) is not fused
+    # BicycleGAN: four optimisers, E and G in one
+    result = run_parity(tiny_params(), "bicyclegan", CPU, steps=3, switches=["fused_adam"], combined=False)
+    v = _variant(result, "fused_adam")
+    assert v["passed"], parity_table(result)
+    # the first losses come before any update; the weights differ after it (the switch is really on)
+    assert v["step0_loss_rel_diff"] < 1e-6 and max(v["weights_rel_diff"].values()) > 0
 
 
 def test_torch_cpu_instance_norm_backward_is_still_wrong_with_channels_last_gradients():
