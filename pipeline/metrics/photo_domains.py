@@ -16,7 +16,7 @@ from pipeline.metrics.image import frechet_distance
 from pipeline.metrics.segmenter import FEATURE_SPACE, features
 
 SEGMENTER_A = "domain_a"  # the domain-A segmenter, a folder inside the train_segmenter output
-IDENTITY = "the source photo, untranslated (identity)"
+IDENTITY = "identity: the source photo, untranslated"
 
 
 def direction_scores(test: SplitArrays, fake_b: np.ndarray | None, fake_a: np.ndarray | None,
