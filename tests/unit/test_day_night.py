@@ -91,6 +91,38 @@ def test_curate_keeps_two_disjoint_photo_domains_with_their_label_maps(raw, cura
         assert all(Path(p).parent.name == "photos" for p in rows["a_path"] if p)  # A is the photo, not the map
 
 
+def test_class_coverage_counts_both_domains_label_maps(curated):
+    from pipeline.data.curation.stats import class_frequencies, data_summary
+
+    train = load_split(curated, "train")
+    both = np.concatenate([np.asarray(train.labels_a), np.asarray(train.labels_b)])
+    assert data_summary(curated)["class_coverage"]["train"] == class_frequencies(both)
+
+
+def test_two_domains_are_still_refused_where_domain_a_is_no_label_map(tmp_path):
+    from pipeline.data.curation.inputs import Inputs
+    from pipeline.data.curation.selection import select
+
+    ids = pd.Index(["1.png", "2.png"], name="image_id")
+    items = pd.DataFrame({"split": "", "domain": "ab", "file": ["1.png", "2.png"], "a_file": ""}, index=ids)
+    attributes = pd.DataFrame({"Night": np.array([1, -1], np.int8)}, index=ids)
+    facades = Inputs(items=items, attributes=attributes, a_format="ab_left", dataset="facades", domain_names={},
+                     source=tmp_path)
+    with pytest.raises(ValueError, match="already has a domain A \\(ab_left\\)"):
+        select(facades, DAY_NIGHT)
+
+
+def test_a_store_claiming_photo_labels_without_photo_domains_is_refused_by_name(tiny_curated, tmp_path):
+    from pipeline.data.store import StoreError
+
+    broken = tmp_path / "curated"
+    shutil.copytree(tiny_curated, broken)
+    info = json.loads((broken / "info.json").read_text())
+    (broken / "info.json").write_text(json.dumps({**info, "photo_labels": True}))
+    with pytest.raises(StoreError, match="info.json: photo_labels needs domain_a 'images'"):
+        read_info(broken)
+
+
 def test_stores_without_photo_labels_read_as_before(tiny_curated):
     info = read_info(tiny_curated)
     assert info["photo_labels"] is False and "photo_labels" not in (tiny_curated / "info.json").read_text()
@@ -143,6 +175,26 @@ def test_each_direction_is_scored_by_its_target_segmenter_against_the_source_lab
     identity = identity_baselines(test, road_b, sky_a, batch_size=4, device=CPU)
     assert identity["a_to_b_identity"] == metrics["a_to_b"] and identity["b_to_a_identity"] == metrics["b_to_a"]
     assert identity["frechet_identity"]["b_to_a"] == pytest.approx(metrics["fid_a"]["segmenter_features"])
+
+
+def test_fid_and_kid_compare_each_direction_with_its_real_target_photos(curated, tmp_path, monkeypatch):
+    import pipeline.evaluation as evaluation
+
+    test = load_split(curated, "test")
+    translated = _write_translations(tmp_path / "t", test.images_a, test.ids_a, test.photos, test.ids)
+    seen = {}
+
+    def realism(settings, real, fake, *, batch_size):  # the Inception's place: records what it was given
+        seen[len(seen)] = (np.asarray(real), np.asarray(fake))
+        return {"fid": 0.0}
+
+    monkeypatch.setattr(evaluation, "realism", realism)
+    metrics = evaluate_translations(translated, curated, _constant_segmenter(ROAD), segmenter_a=_constant_segmenter(SKY),
+                                    batch_size=4, device=CPU, inception=object())
+    assert set(metrics["realism"]) == {"to_b", "to_a"}
+    (real_b, fake_b), (real_a, fake_a) = seen[0], seen[1]
+    assert np.array_equal(real_b, test.photos) and np.array_equal(fake_b, test.images_a)  # day -> night vs night
+    assert np.array_equal(real_a, test.images_a) and np.array_equal(fake_a, test.photos)  # night -> day vs day
 
 
 def test_the_paired_methods_do_not_apply_and_the_unpaired_ones_do(curated):
