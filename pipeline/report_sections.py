@@ -201,9 +201,9 @@ def realism_section(metrics: dict[str, dict[str, Any]], domains: tuple[str, str]
 
 def photo_domains_section(metrics: dict[str, dict[str, Any]], domains: tuple[str, str]) -> list[str]:
     """Two labelled photo domains (day <-> night): per direction, the FCN-score table (the identity
-    baseline, the methods, the real target photos as the upper bound, each row's share of it),
-    then the Fréchet distance in each target segmenter's features beside the identity's."""
-    from pipeline.report import BASELINE, METHOD_NAMES, fcn_table, fmt, of_upper_bound
+    baseline, the methods, the real target photos as the upper bound, each row's share of it) and
+    its per-class IoU, then the Fréchet distance in each target segmenter's features beside the identity's."""
+    from pipeline.report import BASELINE, METHOD_NAMES, fcn_table, fmt, of_upper_bound, per_class_iou_table
 
     a, b = domains
     directions = (("a_to_b", a, b, "fid"), ("b_to_a", b, a, "fid_a"))
@@ -217,6 +217,10 @@ def photo_domains_section(metrics: dict[str, dict[str, Any]], domains: tuple[str
                   f"method's gain over it is what translation adds. Real photos: the same segmenter on the real test "
                   f"{target}, the upper bound; \"Of the upper bound\" divides each per-pixel accuracy by it.", "",
                   markdown_table(table) if len(table) else "_No scores._", ""]
+        per_class = per_class_iou_table(metrics, direction)
+        if len(per_class):  # which classes the translation loses (poles and signs after dark, say)
+            lines += [f"Per-class IoU ({source} → {target}); {DASH}: the class is absent from both truth and "
+                      "prediction.", "", markdown_table(per_class), ""]
     identity = metrics.get(BASELINE, {}).get("frechet_identity") or {}
     records = [{"Method": "Trivial baseline (identity)",
                 **{f"{s} → {t} ↓": fmt(identity.get(d)) for d, s, t, _ in directions}}] if identity else []

@@ -243,9 +243,11 @@ def test_day_night_end_to_end_through_the_library(curated, tmp_path):
     text = out.read_text()
     for direction in ("photos (Night=-1) → photos (Night=1)", "photos (Night=1) → photos (Night=-1)"):
         section = text.split(f"## {direction} (FCN-score)", 1)[1].split("\n## ", 1)[0]
-        rows = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")]
+        fcn_part = section.split("Per-class IoU", 1)[0]
+        rows = [line.split("|")[1].strip() for line in fcn_part.splitlines() if line.startswith("| ")]
         assert rows[1:] == ["Trivial baseline (identity: the source photo, untranslated)", "CycleGAN",
                             "Real photos (upper bound)"]
+        assert f"Per-class IoU ({direction})" in section and "| road |" in section
     assert "## Realism (segmenter features)" in text and "pix2pix (not trained): pix2pix needs paired data" in text
 
 
