@@ -9,7 +9,7 @@ STAMP := $(VENV)/.i2i-installed
 # the venv's tools (python, dvc) must win over any other on PATH: dvc.yaml calls `python -m stages`
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test test-fast bench ui plots exps clean-venv
+.PHONY: setup repro test test-fast bench ui plots exps daynight clean-venv
 
 setup: $(STAMP)
 
@@ -47,6 +47,11 @@ SORT ?=
 exps: setup
 	dvc exp show --no-pager --only-changed --hide-queued --drop '^[^:]*/[^:]*$$' \
 		$(if $(SORT),--sort-by $(SORT) --sort-order desc)
+
+# the unpaired day -> night task as one DVC experiment (README "Day -> night (unpaired)")
+daynight: setup
+	dvc exp run -S data.styles=day_night -S ++curate.domain_a.Night=-1 -S ++curate.domain_b.Night=1 \
+		-S lambda_idt=0.5 -S cut.enabled=true -S fastcut.enabled=true
 
 clean-venv:
 	rm -rf $(VENV)

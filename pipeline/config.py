@@ -44,9 +44,10 @@ class DataConfig:
     n_images: int = 2000  # streets: how many scenes to generate
     path: str | None = None  # real data sets: the folder the user downloaded
     workers: int = 2  # streets: processes used to render
-    # streets: "day" (daylight, sun or overcast, dry or wet: the papers' Cityscapes-like task) or
-    # "all" (dusk, night and fog too: one label map, many photos)
-    styles: Literal["day", "all"] = "day"
+    # streets: "day" (daylight, sun or overcast, dry or wet: the papers' Cityscapes-like task),
+    # "all" (dusk, night and fog too: one label map, many photos) or "day_night" (each scene by day
+    # or by night: the unpaired day -> night task, README "Day -> night (unpaired)")
+    styles: Literal["day", "all", "day_night"] = "day"
     # pix2pix/CycleGAN folders: b_to_a makes the folders' B side the store's domain A (the input)
     direction: Literal["a_to_b", "b_to_a"] = "a_to_b"
 

@@ -18,21 +18,20 @@ from pipeline.applicability import not_applicable_reason, write_not_applicable
 from pipeline.config import Params, flatten
 from pipeline.data.palette import CLASS_NAMES, IGNORE_ID, NUM_CLASSES, ids_to_colour
 from pipeline.data.store import load_split, read_info
-from pipeline.metrics.fcn_score import ConfusionAccumulator, colours_to_ids
+from pipeline.metrics.fcn_score import ConfusionAccumulator, colours_to_ids, fcn_score
+from pipeline.metrics.photo_domains import SEGMENTER_A, direction_scores, identity_baselines, upper_bounds
 from pipeline.metrics.image import diversity, frechet_distance, paired_image_metrics
 from pipeline.metrics.perceptual import Lpips, load_lpips, lpips_diversity
 from pipeline.metrics.realism import HOW_TO_GET_WEIGHTS, RealismSettings, load_inception, realism, resolve_weights
 from pipeline.device import pick_device
 from pipeline.io import atomic_dir, record_path, write_json, write_metrics
-from pipeline.metrics.segmenter import (feature_maps, features, load_segmenter, predict, save_segmenter,
+from pipeline.metrics.segmenter import (FEATURE_SPACE, feature_maps, features, load_segmenter, save_segmenter,
                                         train_segmenter)
 from pipeline.tracking import MlflowTracker, NullTracker, Tracker, add_to_finished_run
 from pipeline.translated import (ENCODED, FAKE_A, FAKE_B, IDS_A, IDS_B, TRANSLATIONS, read_translated,
                                  sample_folders)
 
 log = logging.getLogger(__name__)
-
-FEATURE_SPACE = "segmenter_features"  # named honestly: not Inception, not LPIPS
 
 # The scores a user compares across runs, each under one name wherever it appears: the DVC metrics
 # files (`dvc metrics show/diff`, `dvc exp show`) and the MLflow runs (evaluation metrics of a
@@ -58,6 +57,16 @@ SCORES: dict[str, str] = {
     "realism.to_b.kid": "kid",
     "realism.to_a.fid": "a_fid",
     "realism.to_a.kid": "a_kid",
+    # two labelled photo domains (day <-> night, pipeline.metrics.photo_domains): each direction's
+    # outputs segmented by its target domain's segmenter against the source photos' labels; A -> B
+    # under the labels -> photo names (the forward FCN-score), B -> A with the a_ prefix
+    "a_to_b.per_pixel_acc": "pixel_acc",
+    "a_to_b.per_class_acc": "class_acc",
+    "a_to_b.class_iou": "class_iou",
+    "b_to_a.per_pixel_acc": "a_pixel_acc",
+    "b_to_a.per_class_acc": "a_class_acc",
+    "b_to_a.class_iou": "a_class_iou",
+    f"fid_a.{FEATURE_SPACE}": "a_frechet",  # B -> A outputs against the real A photos
 }  # in the record only: per-class tables, BicycleGAN's all-samples and encoded rows, pixel diversity
 
 
@@ -66,16 +75,6 @@ def scores_of(record: dict[str, Any]) -> dict[str, float]:
     flat = flatten(record)
     return {name: float(flat[key]) for key, name in SCORES.items()
             if isinstance(flat.get(key), (int, float)) and not isinstance(flat.get(key), bool)}
-
-
-def fcn_score(segmenter: nn.Module, photos: np.ndarray, labels: np.ndarray, *, batch_size: int,
-              device: torch.device) -> dict[str, Any]:
-    """labels -> photo FCN-score: segment the (generated) photos, compare with the labels they came from."""
-    acc = ConfusionAccumulator(NUM_CLASSES)
-    for start in range(0, len(photos), batch_size):
-        pred = predict(segmenter, np.asarray(photos[start:start + batch_size]), batch_size, device)
-        acc.update(np.asarray(labels[start:start + batch_size]), pred)
-    return acc.scores(CLASS_NAMES).as_dict()
 
 
 def label_score(generated_labels: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
@@ -131,7 +130,8 @@ def baselines(curated: Path, segmenter: nn.Module, *, batch_size: int, device: t
 
 def evaluate_translations(translated: Path, curated: Path, segmenter: nn.Module | None, *, batch_size: int,
                           device: torch.device, lpips: Lpips | None = None, lpips_pairs: str = "consecutive",
-                          inception: RealismSettings | None = None, split: str = "test") -> dict[str, Any]:
+                          inception: RealismSettings | None = None, split: str = "test",
+                          segmenter_a: nn.Module | None = None) -> dict[str, Any]:
     """Every metric that applies to one method's translations of a split (the test split; `select`
     scores val), LPIPS diversity and Inception FID/KID too when their weights are stored locally;
     `not_applicable` names the others and why.
@@ -139,7 +139,9 @@ def evaluate_translations(translated: Path, curated: Path, segmenter: nn.Module 
     FCN-scores need label maps and the segmenter (None for a data set without labels); SSIM, PSNR
     and L1 need pairs; the segmenter-feature Fréchet distance needs the segmenter's feature space;
     FID and KID (`realism`) need the Inception weights, and apply to every direction whose target
-    domain has real test images (label maps count, drawn in the palette's colours).
+    domain has real test images (label maps count, drawn in the palette's colours). Two labelled
+    photo domains (`photo_labels`) get an FCN-score per direction (`a_to_b`, `b_to_a`), each by its
+    target domain's segmenter: `segmenter` (domain B's) and `segmenter_a`.
     """
     info = read_info(curated)
     test = load_split(curated, split)
@@ -150,6 +152,7 @@ def evaluate_translations(translated: Path, curated: Path, segmenter: nn.Module 
     labels = None if labels is None else np.asarray(labels)
     scored = labels is not None and segmenter is not None
     metrics: dict[str, Any] = {}
+    fake_b = fake_a = None
     if (translated / FAKE_B).is_dir():
         fake_b = read_translated(translated / FAKE_B, ids_a)
         if scored:
@@ -184,6 +187,9 @@ def evaluate_translations(translated: Path, curated: Path, segmenter: nn.Module 
             metrics["labels_to_photo_samples"] = fcn_score(
                 segmenter, samples.reshape(-1, *samples.shape[2:]), np.tile(labels, (len(samples), 1, 1)),
                 batch_size=batch_size, device=device)
+    if test.labels_b is not None and segmenter is not None:  # two labelled photo domains
+        metrics.update(direction_scores(test, fake_b, fake_a, segmenter, segmenter_a, batch_size=batch_size,
+                                        device=device))
     if (translated / ENCODED).is_dir() and paired:
         encoded = read_translated(translated / ENCODED, ids_a)
         metrics["encoded"] = paired_image_metrics(real_photos, encoded)
@@ -202,7 +208,7 @@ def not_applicable_metrics(info: dict[str, Any], has_segmenter: bool) -> dict[st
     """The papers' metrics that do not apply to a curated data set, each with the reason."""
     reasons = {}
     name = info.get("dataset", "this data set")
-    if not info["has_labels"]:
+    if not (info["has_labels"] or info["photo_labels"]):
         reasons["fcn_score"] = f"{name} has no label maps"
     elif not has_segmenter:
         reasons["fcn_score"] = "no segmenter"
@@ -228,12 +234,15 @@ def train_fcn_segmenter(curated: Path, out_dir: Path, *, real_metrics: Path, bas
                         params: Params) -> None:
     """The `train_segmenter` stage: train (or load, with segmenter.weights) the segmenter behind the
     FCN-score, score the real test photos (the upper bound) and the trivial baselines. A data set
-    without label maps gets the not-applicable record in every output instead."""
+    without label maps gets the not-applicable record in every output instead. Two labelled photo
+    domains (day and night) get a segmenter per domain: domain B's in `out_dir`, as for every store,
+    and domain A's in `out_dir/domain_a`; their upper bounds and identity baselines per direction."""
     seg = params.segmenter
     started = time.perf_counter()
     device = pick_device(params.train.device)
     train, test = load_split(curated, "train"), load_split(curated, "test")
-    if train.labels is None:  # not an error: the FCN-score and its rows just do not apply
+    two_domains = train.labels_b is not None
+    if train.labels is None and not two_domains:  # not an error: the FCN-score and its rows just do not apply
         reason = f"{curated} has no label maps: the FCN-score and its baselines do not apply"
         with atomic_dir(out_dir) as tmp:
             record = write_not_applicable(tmp, reason)
@@ -241,35 +250,62 @@ def train_fcn_segmenter(curated: Path, out_dir: Path, *, real_metrics: Path, bas
         write_json(baseline_metrics, record)
         log.info("%s", reason)
         return
-    tracker: Tracker = NullTracker()
-    if seg.weights:
-        net, _ = load_segmenter(Path(seg.weights))
-        net.to(device)
-        log.info("using the user's segmenter from %s", seg.weights)
+    weights = Path(seg.weights) if seg.weights else None
+    net, tracker = _fit_segmenter(train.photos, train.labels_b if two_domains else train.labels, weights, params,
+                                  device, run_name="segmenter")
+    batch_size = params.evaluate.batch_size
+    if two_domains:
+        net_a, tracker_a = _fit_segmenter(train.images_a, train.labels_a, weights and weights / SEGMENTER_A, params,
+                                          device, run_name="segmenter_a")
+        real = upper_bounds(test, net, net_a, batch_size=batch_size, device=device)
+        base = identity_baselines(test, net, net_a, batch_size=batch_size, device=device)
     else:
-        tracker = MlflowTracker(params.train.mlflow_experiment, run_name="segmenter",
-                                tags={"method": "segmenter", "dataset": params.data.source})
-        tracker.log_params({"seed": params.seed, "image_size": params.image_size,
-                            **{f"segmenter.{k}": v for k, v in dataclasses.asdict(seg).items()}})
-        net, _ = train_segmenter(train.photos, train.labels, num_classes=NUM_CLASSES, arch=seg.arch, width=seg.width,
-                                 steps=seg.steps, batch_size=seg.batch_size, lr=seg.lr, seed=params.seed,
-                                 device=device, tracker=tracker, log_every=50)
-    net.eval()
-    real = fcn_score(net, test.photos, test.labels, batch_size=params.evaluate.batch_size, device=device)
-    base = baselines(curated, net, batch_size=params.evaluate.batch_size, device=device)
+        real = {"labels_to_photo": fcn_score(net, test.photos, test.labels, batch_size=batch_size, device=device)}
+        base = baselines(curated, net, batch_size=batch_size, device=device)
     seconds = time.perf_counter() - started
+    meta = {"class_names": list(CLASS_NAMES), "trained_on": str(curated), "segmenter": dataclasses.asdict(seg),
+            "seed": params.seed}
     with atomic_dir(out_dir) as tmp:
-        save_segmenter(net, tmp, {"class_names": list(CLASS_NAMES), "trained_on": str(curated),
-                                  "segmenter": dataclasses.asdict(seg), "seed": params.seed})
-    record = {"labels_to_photo": real, "mlflow_run_id": tracker.run_id, "seconds": seconds, "device": str(device)}
+        save_segmenter(net, tmp, meta)
+        if two_domains:  # inside the same output, so the evaluate stages depend on both
+            save_segmenter(net_a, tmp / SEGMENTER_A, {**meta, "photos": "domain A"})
+    record = {**real, "mlflow_run_id": tracker.run_id, "seconds": seconds, "device": str(device)}
     scores = scores_of(record)  # the methods' score names: the upper bound lines up with their columns
     tracker.log_metrics(scores, step=seg.steps)
     tracker.log_artifact(out_dir / "segmenter.safetensors", "model")
     tracker.finish()
+    if two_domains:
+        tracker_a.log_artifact(out_dir / SEGMENTER_A / "segmenter.safetensors", "model")
+        tracker_a.finish()
     write_metrics(real_metrics, scores, record)
     write_json(baseline_metrics, base)  # reference rows, not a DVC metric: they would widen every table
-    log.info("segmenter on real test photos: per-pixel %.3f, per-class %.3f, class IoU %.3f (%.0f s)",
-             real["per_pixel_acc"], real["per_class_acc"], real["class_iou"], seconds)
+    for direction, found in real.items():
+        log.info("segmenter on real test photos (%s): per-pixel %.3f, per-class %.3f, class IoU %.3f",
+                 direction, found["per_pixel_acc"], found["per_class_acc"], found["class_iou"])
+    log.info("segmenter stage took %.0f s", seconds)
+
+
+def _fit_segmenter(photos: np.ndarray, labels: np.ndarray, weights: Path | None, params: Params,
+                   device: torch.device, *, run_name: str) -> tuple[nn.Module, Tracker]:
+    """A segmenter in eval mode: the user's (`weights`, a folder of save_segmenter's files; for two
+    photo domains domain A's in its domain_a/) or one trained on (photos, labels) in an MLflow run of its own (`run_name`; the tracker is returned
+    open, for the caller's scores)."""
+    seg = params.segmenter
+    tracker: Tracker = NullTracker()
+    if weights is not None:
+        net, _ = load_segmenter(weights)
+        net.to(device)
+        log.info("using the user's segmenter from %s", weights)
+    else:
+        tracker = MlflowTracker(params.train.mlflow_experiment, run_name=run_name,
+                                tags={"method": run_name, "dataset": params.data.source})
+        tracker.log_params({"seed": params.seed, "image_size": params.image_size,
+                            **{f"segmenter.{k}": v for k, v in dataclasses.asdict(seg).items()}})
+        net, _ = train_segmenter(photos, labels, num_classes=NUM_CLASSES, arch=seg.arch, width=seg.width,
+                                 steps=seg.steps, batch_size=seg.batch_size, lr=seg.lr, seed=params.seed,
+                                 device=device, tracker=tracker, log_every=50)
+    net.eval()
+    return net, tracker
 
 
 def evaluate_method(method: str, curated: Path, translated: Path, *, segmenter_dir: Path, model_dir: Path, out: Path,
@@ -285,14 +321,11 @@ def evaluate_method(method: str, curated: Path, translated: Path, *, segmenter_d
         log.warning("%s: not evaluated: %s", method, reason)
         return record
     device = pick_device(params.train.device)
-    net = None
-    if not_applicable_reason(segmenter_dir) is None:  # no segmenter for a data set without labels
-        net, _ = load_segmenter(segmenter_dir)
-        net.to(device).eval()
+    net, net_a = load_segmenters(segmenter_dir, curated, device)
     inception = realism_settings(params, device, checkpoint_label(model_dir))
     metrics = evaluate_translations(translated, curated, net, batch_size=params.evaluate.batch_size,
                                     device=device, lpips=lpips_model(params), lpips_pairs=params.evaluate.lpips_pairs,
-                                    inception=inception)
+                                    inception=inception, segmenter_a=net_a)
     run_id = json.loads((model_dir / "config.json").read_text()).get("mlflow_run_id")
     metrics.update(mlflow_run_id=run_id, seconds=time.perf_counter() - started)
     scores = scores_of(metrics)
@@ -301,9 +334,22 @@ def evaluate_method(method: str, curated: Path, translated: Path, *, segmenter_d
         # each FID/KID's protocol goes with it as a tag (and whole in the record artifact)
         add_to_finished_run(run_id, scores, [(out, "metrics"), (record_path(out), "metrics/record")],
                             tags=protocol_tags(metrics))
-    l2p = metrics.get("labels_to_photo", {})
-    log.info("%s: labels->photo per-pixel %s, class IoU %s", method, l2p.get("per_pixel_acc"), l2p.get("class_iou"))
+    for direction in ("labels_to_photo", "a_to_b", "b_to_a"):
+        if direction in metrics:
+            found = metrics[direction]
+            log.info("%s: %s per-pixel %s, class IoU %s", method, direction, found["per_pixel_acc"], found["class_iou"])
     return metrics
+
+
+def load_segmenters(segmenter_dir: Path, curated: Path,
+                    device: torch.device) -> tuple[nn.Module | None, nn.Module | None]:
+    """The segmenters `train_segmenter` wrote, in eval mode on `device`: (domain B's, domain A's),
+    domain A's only for two labelled photo domains; (None, None) for a data set without labels."""
+    if not_applicable_reason(segmenter_dir) is not None:
+        return None, None
+    folders = (segmenter_dir, segmenter_dir / SEGMENTER_A if read_info(curated)["photo_labels"] else None)
+    net, net_a = (None if f is None else load_segmenter(f)[0].to(device).eval() for f in folders)
+    return net, net_a
 
 
 def checkpoint_label(model_dir: Path) -> str:

@@ -199,6 +199,44 @@ def realism_section(metrics: dict[str, dict[str, Any]], domains: tuple[str, str]
             "Protocol of each number:", "", markdown_table(table), "", *protocols, ""]
 
 
+def photo_domains_section(metrics: dict[str, dict[str, Any]], domains: tuple[str, str]) -> list[str]:
+    """Two labelled photo domains (day <-> night): per direction, the FCN-score table (the identity
+    baseline, the methods, the real target photos as the upper bound, each row's share of it) and
+    its per-class IoU, then the Fréchet distance in each target segmenter's features beside the identity's."""
+    from pipeline.report import BASELINE, METHOD_NAMES, fcn_table, fmt, of_upper_bound, per_class_iou_table
+
+    a, b = domains
+    directions = (("a_to_b", a, b, "fid"), ("b_to_a", b, a, "fid_a"))
+    lines = []
+    for direction, source, target, _ in directions:
+        table = of_upper_bound(fcn_table(metrics, direction), metrics, direction)
+        lines += [f"## {source} → {target} (FCN-score)", "",
+                  f"The test {source} translated, segmented by the segmenter trained on the real train {target}, and "
+                  f"compared with the label maps of the source {source} (a translation keeps the layout). Trivial "
+                  f"baseline (identity): the source {source} handed over untranslated, which learns nothing; a "
+                  f"method's gain over it is what translation adds. Real photos: the same segmenter on the real test "
+                  f"{target}, the upper bound; \"Of the upper bound\" divides each per-pixel accuracy by it.", "",
+                  markdown_table(table) if len(table) else "_No scores._", ""]
+        per_class = per_class_iou_table(metrics, direction)
+        if len(per_class):  # which classes the translation loses (poles and signs after dark, say)
+            lines += [f"Per-class IoU ({source} → {target}); {DASH}: the class is absent from both truth and "
+                      "prediction.", "", markdown_table(per_class), ""]
+    identity = metrics.get(BASELINE, {}).get("frechet_identity") or {}
+    records = [{"Method": "Trivial baseline (identity)",
+                **{f"{s} → {t} ↓": fmt(identity.get(d)) for d, s, t, _ in directions}}] if identity else []
+    records += [{"Method": METHOD_NAMES[m],
+                 **{f"{s} → {t} ↓": fmt(((metrics[m].get(key) or {}).get("segmenter_features")))
+                    for _, s, t, key in directions}}
+                for m in METHODS if m in metrics and any(metrics[m].get(k) for *_, k in directions)]
+    if records:
+        lines += ["## Realism (segmenter features)", "",
+                  "Fréchet distance between the outputs and the real test photos of the target domain, in the "
+                  "features of the target domain's segmenter (not Inception FID; that table follows where its "
+                  "weights are given). Identity: the untranslated source photos.", "",
+                  markdown_table(pd.DataFrame(records)), ""]
+    return lines
+
+
 def lpips_protocol_lines(metrics: dict[str, dict[str, Any]]) -> list[str]:
     """One line per method with LPIPS diversity: the package and its version, LPIPS version,
     backbone, weights' SHA-256, pairs and counts (the table prints LPIPS only with these)."""

@@ -14,32 +14,33 @@ from pipeline.applicability import not_applicable_reason
 from pipeline.config import Params, flatten
 from pipeline.data.store import read_info
 from pipeline.device import pick_device
-from pipeline.evaluation import evaluate_translations, realism_settings, scores_of
+from pipeline.evaluation import evaluate_translations, load_segmenters, realism_settings, scores_of
 from pipeline.inference import load_model, translate_split
 from pipeline.io import write_json
 from pipeline.kept import kept_folders
-from pipeline.metrics.segmenter import load_segmenter
 from pipeline.models import method_spec
 
 log = logging.getLogger(__name__)
 
 # (record key, score name, higher is better): the first that the data set and weights allow
 CRITERIA = (("labels_to_photo.per_pixel_acc", "pixel_acc", True),  # FCN-score, labels -> photo
+            ("a_to_b.per_pixel_acc", "pixel_acc", True),  # FCN-score, day -> night (two labelled photo domains)
             ("photo_to_labels.per_pixel_acc", "label_acc", True),  # a model that maps photos to labels
             ("realism.to_b.fid", "fid", False),  # FID to the real val images (needs the Inception weights)
             ("realism.to_a.fid", "a_fid", False))
 
 
-def _score(model_dir: Path, label: str, curated: Path, split: str, segmenter, params: Params, device: torch.device,
-           work: Path) -> dict[str, Any]:
+def _score(model_dir: Path, label: str, curated: Path, split: str, segmenters: tuple, params: Params,
+           device: torch.device, work: Path) -> dict[str, Any]:
     """Translate `split` with the model in `model_dir` and evaluate it (the `evaluate` stage's metrics)."""
     loaded = load_model(model_dir, device)
     out = work / f"{label}_{split}"
     translate_split(loaded, curated, split, out, batch_size=params.evaluate.batch_size,
                     n_samples=method_spec(loaded.method).n_samples(loaded.params), seed=params.seed, device=device)
     inception = realism_settings(params, device, label, split=split)
+    segmenter, segmenter_a = segmenters  # domain B's, and domain A's for two labelled photo domains
     return evaluate_translations(out, curated, segmenter, batch_size=params.evaluate.batch_size, device=device,
-                                 inception=inception, split=split)
+                                 inception=inception, split=split, segmenter_a=segmenter_a)
 
 
 def criterion(record: dict[str, Any]) -> tuple[str, str, bool]:
@@ -66,15 +67,12 @@ def select_checkpoint(method: str, curated: Path, model_dir: Path, *, segmenter_
         log.info("%s: no checkpoint selection: %s", method, reason)
         return record
     device = pick_device(params.train.device)
-    segmenter = None
-    if not_applicable_reason(segmenter_dir) is None:
-        segmenter, _ = load_segmenter(segmenter_dir)
-        segmenter.to(device).eval()
+    segmenters = load_segmenters(segmenter_dir, curated, device)
     candidates = [(step, f"kept (step {step})", folder) for step, folder in kept_folders(model_dir)]
     summary = read_summary(model_dir)
     candidates.append((summary.get("steps"), f"final (step {summary.get('steps')})", model_dir))
     with tempfile.TemporaryDirectory(prefix="select-") as work:
-        val = [(step, label, folder, _score(folder, f"c{i}", curated, "val", segmenter, params, device, Path(work)))
+        val = [(step, label, folder, _score(folder, f"c{i}", curated, "val", segmenters, params, device, Path(work)))
                for i, (step, label, folder) in enumerate(candidates)]
         key, name, higher = criterion(val[-1][3])
         ranked = [(step, label, folder, float(flatten(rec)[key])) for step, label, folder, rec in val]
@@ -84,7 +82,7 @@ def select_checkpoint(method: str, curated: Path, model_dir: Path, *, segmenter_
             if role == "selected" and folder == ranked[-1][2]:
                 tests[role] = tests["final"]
                 continue
-            tests[role] = scores_of(_score(folder, f"{role}", curated, "test", segmenter, params, device, Path(work)))
+            tests[role] = scores_of(_score(folder, f"{role}", curated, "test", segmenters, params, device, Path(work)))
     record = {"enabled": True, "criterion": {"score": name, "record_key": key, "higher_is_better": higher,
                                              "split": "val"},
               "candidates": [{"checkpoint": label, "step": step, "val": value} for step, label, _, value in ranked],

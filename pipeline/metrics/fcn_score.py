@@ -12,7 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.data.palette import PALETTE
+import torch
+from torch import nn
+
+from pipeline.data.palette import CLASS_NAMES, NUM_CLASSES, PALETTE
+from pipeline.metrics.segmenter import predict
 
 _COLOUR_CHUNK = 1 << 18  # pixels per chunk in colours_to_ids: bounds the (P, 19) distance table
 
@@ -121,3 +125,13 @@ def colours_to_ids(images: np.ndarray) -> np.ndarray:
         x = flat[start:start + _COLOUR_CHUNK].astype(np.int32)
         ids[start:start + _COLOUR_CHUNK] = (palette_sq[None, :] - 2 * x @ palette.T).argmin(1)  # (P, 19) -> (P,)
     return ids.reshape(images.shape[:-1])
+
+
+def fcn_score(segmenter: nn.Module, photos: np.ndarray, labels: np.ndarray, *, batch_size: int,
+              device: torch.device) -> dict[str, Any]:
+    """The FCN-score of (generated) photos: segment them, compare with the labels they came from."""
+    acc = ConfusionAccumulator(NUM_CLASSES)
+    for start in range(0, len(photos), batch_size):
+        pred = predict(segmenter, np.asarray(photos[start:start + batch_size]), batch_size, device)
+        acc.update(np.asarray(labels[start:start + batch_size]), pred)
+    return acc.scores(CLASS_NAMES).as_dict()

@@ -28,6 +28,8 @@ from pipeline.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
+FEATURE_SPACE = "segmenter_features"  # distances in these features are named honestly: not Inception, not LPIPS
+
 SegmenterName = Literal["small_fcn", "fcn_resnet50", "deeplabv3_mobilenet"]
 WEIGHTS_FILE = "segmenter.safetensors"
 CONFIG_FILE = "config.json"

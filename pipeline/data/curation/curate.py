@@ -18,7 +18,7 @@ import pandas as pd
 from pipeline.config import CurateConfig, SplitConfig
 from pipeline.data import palette, store
 from pipeline.data.images import BadImage, resize_square
-from pipeline.data.curation.inputs import Inputs, inputs_from_folder, inputs_from_layout, load_input
+from pipeline.data.curation.inputs import Inputs, Loaded, inputs_from_folder, inputs_from_layout, load_input
 from pipeline.data.curation.selection import select
 from pipeline.data.curation.split_check import say_empty_splits
 from pipeline.data.sources.layouts import LABEL_FORMATS
@@ -66,7 +66,8 @@ def curate_raw(raw_dir: Path, out_dir: Path, cfg: CurateConfig, image_size: int,
 
 def curate_inputs(inputs: Inputs, out_dir: Path, cfg: CurateConfig, image_size: int, seed: int) -> CurateSummary:
     """The one code path of every source: select, load and check, split, write the store."""
-    clash = sorted(set(inputs.attributes.columns) & {*store.MANIFEST_COLUMNS, store.LANDMARK_DISTANCE})
+    clash = sorted(set(inputs.attributes.columns) & {*store.MANIFEST_COLUMNS, store.LANDMARK_DISTANCE,
+                                                     store.PHOTO_LABEL_FILE})
     if clash:
         raise ValueError(f"{inputs.attr_path}: attribute columns {clash} clash with the manifest's own columns")
     rejects = list(inputs.missing)
@@ -76,7 +77,8 @@ def curate_inputs(inputs: Inputs, out_dir: Path, cfg: CurateConfig, image_size: 
     items = chosen.items
 
     with atomic_dir(Path(out_dir)) as tmp:
-        ok, staged, conversions = _load_all(items, chosen.a_format, cfg, image_size, tmp, rejects)
+        ok, staged, conversions = _load_all(items, chosen.a_format, cfg, image_size, tmp, rejects,
+                                            chosen.photo_labels)
         kept = items.loc[ok]
         if len(kept) == 0:
             raise ValueError(f"{inputs.source}: no images left to curate ({chosen.n_filtered_out} filtered out "
@@ -99,7 +101,7 @@ def curate_inputs(inputs: Inputs, out_dir: Path, cfg: CurateConfig, image_size: 
             in_split = split_of == split
             b_rows = rows[in_split & kept["domain"].isin(["ab", "b"]).to_numpy()]
             a_rows = rows[in_split & kept["domain"].isin(["ab", "a"]).to_numpy()]
-            _write_split(tmp, split, b_rows, a_rows, staged, domain_a, image_size)
+            _write_split(tmp, split, b_rows, a_rows, staged, domain_a, image_size, chosen.photo_labels is not None)
         del staged  # release the staging memory maps before their files go
         for staging in tmp.glob("_staging_*.npy"):
             staging.unlink()
@@ -107,28 +109,36 @@ def curate_inputs(inputs: Inputs, out_dir: Path, cfg: CurateConfig, image_size: 
         ordered = kept.iloc[order]
         has_a = ordered["domain"] != "b"
         has_b = ordered["domain"] != "a"
+        # the file domain A came from: a label map, an A image, or the A|B image itself; a photo of
+        # two photo domains keeps its label map's file in a column of its own
+        a_source = ordered["file"] if chosen.photo_labels else \
+            np.where(ordered["a_file"] != "", ordered["a_file"], ordered["file"])
         manifest = pd.DataFrame({
             "image_id": ordered.index,
             "split": split_of[order],
             "domain": ordered["domain"].to_numpy(),
-            # the file domain A came from: a label map, an A image, or the A|B image itself
-            "a_path": np.where(has_a, np.where(ordered["a_file"] != "", ordered["a_file"], ordered["file"]), ""),
+            "a_path": np.where(has_a, a_source, ""),
             "b_path": np.where(has_b, ordered["file"], ""),
             "conversions": [conversions[r] for r in rows[order]],
         })
         if chosen.distances is not None:
             manifest[store.LANDMARK_DISTANCE] = chosen.distances.reindex(ordered.index).round(3).to_numpy()
+        if chosen.photo_labels:
+            manifest[store.PHOTO_LABEL_FILE] = ordered["a_file"].to_numpy()
         attrs = chosen.attributes.loc[ordered.index]
         for column in attrs.columns:
             manifest[column] = attrs[column].to_numpy()
         store.write_manifest(tmp, manifest)
         store.write_rejects(tmp, rejects)
         has_labels = chosen.a_format in LABEL_FORMATS
+        labelled = has_labels or chosen.photo_labels is not None
+        # photo_labels only where true: the info of every other store keeps its bytes
+        photo_labels = {"photo_labels": True} if chosen.photo_labels else {}
         store.write_info(tmp, {
             "image_size": image_size,
             "has_labels": has_labels,
-            "num_classes": palette.NUM_CLASSES if has_labels else 0,
-            "class_names": list(palette.CLASS_NAMES) if has_labels else [],
+            "num_classes": palette.NUM_CLASSES if labelled else 0,
+            "class_names": list(palette.CLASS_NAMES) if labelled else [],
             "splits": counts,
             "attributes": [str(c) for c in inputs.attributes.columns],
             "split_source": split_source,
@@ -137,6 +147,7 @@ def curate_inputs(inputs: Inputs, out_dir: Path, cfg: CurateConfig, image_size: 
             "paired": paired,
             "domain_names": domain_names,
             "domain_splits": domain_splits,
+            **photo_labels,
         })
         if len(manifest) + len(rejects) + chosen.n_filtered_out != n_inputs:  # the never-drop-silently invariant
             raise RuntimeError(f"curate lost track of images: {len(manifest)} kept + {len(rejects)} rejected + "
@@ -196,8 +207,10 @@ def assign_splits(items: pd.DataFrame, fractions: SplitConfig, seed: int,
 
 def _domain_names(inputs: Inputs, cfg: CurateConfig, domain_a: str) -> dict[str, str]:
     if cfg.domain_a:  # two domains picked by attributes: name them by their filters
-        return {d: ", ".join(f"{k}={v}" for k, v in values.items())
-                for d, values in (("a", cfg.domain_a), ("b", cfg.domain_b))}
+        names = {d: ", ".join(f"{k}={v}" for k, v in values.items())
+                 for d, values in (("a", cfg.domain_a), ("b", cfg.domain_b))}
+        # photos picked from a labelled source: say so, as both domains are photos
+        return {d: f"photos ({n})" for d, n in names.items()} if inputs.a_format in LABEL_FORMATS else names
     return {"a": inputs.domain_names.get("a", "A") if domain_a != "none" else "",
             "b": inputs.domain_names.get("b", "B")}
 
@@ -216,8 +229,10 @@ class _Staged:
 
 
 def _load_all(items: pd.DataFrame, a_format: str, cfg: CurateConfig, image_size: int, tmp: Path,
-              rejects: list[tuple[str, str]]) -> tuple[np.ndarray, _Staged, list[str]]:
-    """Decode, check and resize every input once into staging arrays (row i = items row i).
+              rejects: list[tuple[str, str]], photo_labels: str | None = None,
+              ) -> tuple[np.ndarray, _Staged, list[str]]:
+    """Decode, check and resize every input once into staging arrays (row i = items row i); with
+    `photo_labels` (the source's label format) each photo's label map too.
 
     Returns (ok mask, staged arrays, conversions per row).
     """
@@ -225,14 +240,16 @@ def _load_all(items: pd.DataFrame, a_format: str, cfg: CurateConfig, image_size:
     domains = set(items["domain"])
     staged = _Staged(
         photos=_staging(tmp / "_staging_photos.npy", (n, size, size, 3)) if domains - {"a"} else None,
-        labels=_staging(tmp / "_staging_labels.npy", (n, size, size)) if a_format in LABEL_FORMATS else None,
+        labels=_staging(tmp / "_staging_labels.npy", (n, size, size))
+        if a_format in LABEL_FORMATS or photo_labels else None,
         images_a=_staging(tmp / "_staging_a.npy", (n, size, size, 3))
         if a_format not in (*LABEL_FORMATS, "none") and domains - {"b"} else None)
     ok = np.zeros(n, dtype=bool)
     conversions = [""] * n
     for row, (domain, file, a_file) in enumerate(zip(items["domain"], items["file"], items["a_file"])):
         try:
-            loaded = load_input(domain, file, a_file, a_format, cfg.max_pixels, cfg.palette_tolerance)
+            loaded = load_input(domain, file, a_file, a_format, cfg.max_pixels, cfg.palette_tolerance) \
+                if photo_labels is None else _photo_with_labels(domain, file, a_file, photo_labels, cfg)
         except BadImage as exc:
             rejects.append((file, str(exc)))
             continue
@@ -250,6 +267,15 @@ def _load_all(items: pd.DataFrame, a_format: str, cfg: CurateConfig, image_size:
         conversions[row] = "; ".join(steps)
         ok[row] = True
     return ok, staged, conversions
+
+
+def _photo_with_labels(domain: str, file: str, a_file: str, labels_format: str, cfg: CurateConfig) -> Loaded:
+    """A photo of one of two photo domains picked from a labelled source, with its label map: the
+    photo is domain A's image (domain "a") or domain B's photo."""
+    pair = load_input("ab", file, a_file, labels_format, cfg.max_pixels, cfg.palette_tolerance)
+    if domain == "a":
+        return Loaded(b=None, a=pair.b, labels=pair.labels, conversions=pair.conversions)
+    return pair
 
 
 def _geometry_steps(shapes: list[tuple[int, int]], resize: str) -> list[str]:
@@ -272,10 +298,11 @@ def _staging(path: Path, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _write_split(tmp: Path, split: str, b_rows: np.ndarray, a_rows: np.ndarray, staged: _Staged, domain_a: str,
-                 image_size: int) -> None:
-    outs = store.create_split_arrays(tmp, split, len(b_rows), len(a_rows), image_size, domain_a)
+                 image_size: int, photo_labels: bool = False) -> None:
+    outs = store.create_split_arrays(tmp, split, len(b_rows), len(a_rows), image_size, domain_a, photo_labels)
     sources = ((outs.photos, staged.photos, b_rows), (outs.labels, staged.labels, a_rows),
-               (outs.images_a, staged.images_a, a_rows))
+               (outs.images_a, staged.images_a, a_rows), (outs.labels_a, staged.labels, a_rows),
+               (outs.labels_b, staged.labels, b_rows))
     for out, staging, rows in sources:
         if out is None:
             continue

@@ -15,6 +15,7 @@ from pipeline.config import CurateConfig
 from pipeline.data.curation.attributes import (MissingAttributeError, filter_by_attributes, filter_counts, landmark_distances,
                                       read_landmarks, read_partition)
 from pipeline.data.curation.inputs import Inputs
+from pipeline.data.sources.layouts import LABEL_FORMATS
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,9 @@ class Selection:
     items: pd.DataFrame  # the kept inputs (index image_id): split, domain, file, a_file
     attributes: pd.DataFrame  # their attribute columns
     a_format: str  # "images" once two domains are selected, else the data set's own
+    # the label maps' format where two photo domains were picked from a labelled source (each
+    # photo keeps its label map), else None
+    photo_labels: str | None
     filtered: dict[str, int]  # rule -> inputs it dropped
     rejects: list[tuple[str, str]]  # (file, reason): inputs the data set's own tables do not list
     distances: pd.Series | None  # landmark distance (pixels) of each kept input, with a landmarks table
@@ -47,10 +51,11 @@ def select(inputs: Inputs, cfg: CurateConfig) -> Selection:
         log.info("filter %s removes %d of %d images", rule, count, len(table))
     filtered = {"attributes": len(table) - len(kept)} if cfg.require or cfg.exclude else {}
     items = items.loc[kept.index].copy()
-    a_format = inputs.a_format
+    a_format, photo_labels = inputs.a_format, None
     if cfg.domain_a:
         items, counts = _two_domains(inputs, items, kept, cfg)
         filtered |= counts
+        photo_labels = inputs.a_format if inputs.a_format in LABEL_FORMATS else None
         a_format = "images"
     log.info("%d images pass the attribute filters, %d filtered out", len(items), sum(filtered.values()))
 
@@ -79,7 +84,8 @@ def select(inputs: Inputs, cfg: CurateConfig) -> Selection:
         items = items.loc[~unlisted]
         items, counts = _by_landmarks(items, distances.reindex(items.index), cfg)
         filtered |= counts
-    return Selection(items=items, attributes=kept.reindex(items.index), a_format=a_format, filtered=filtered,
+    return Selection(items=items, attributes=kept.reindex(items.index), a_format=a_format,
+                     photo_labels=photo_labels, filtered=filtered,
                      rejects=rejects, distances=None if distances is None else distances.reindex(items.index),
                      split_origin=split_origin)
 
@@ -98,10 +104,14 @@ def _matches(table: pd.DataFrame, values: dict[str, int], key: str) -> np.ndarra
 def _two_domains(inputs: Inputs, items: pd.DataFrame, table: pd.DataFrame,
                  cfg: CurateConfig) -> tuple[pd.DataFrame, dict[str, int]]:
     """Domain "a" where curate.domain_a holds, "b" where domain_b does; an image in both is
-    dropped (no image may be in both domains of an unpaired task), as is one in neither."""
-    if inputs.a_format != "none" or (items["domain"] != "b").any():
+    dropped (no image may be in both domains of an unpaired task), as is one in neither. From a
+    labelled source (photos with label maps: the street scenes) the domains are of photos, each
+    keeping its label map (the caller's `photo_labels`)."""
+    labelled = inputs.a_format in LABEL_FORMATS and bool((items["domain"] == "ab").all())
+    if not labelled and (inputs.a_format != "none" or (items["domain"] != "b").any()):
         raise ValueError(f"curate.domain_a / domain_b pick two domains from single images with attributes "
-                         f"(CelebA); data set {inputs.dataset!r} already has a domain A ({inputs.a_format})")
+                         f"(CelebA) or from photos with label maps (the street scenes); data set "
+                         f"{inputs.dataset!r} already has a domain A ({inputs.a_format})")
     in_a, in_b = _matches(table, cfg.domain_a, "domain_a"), _matches(table, cfg.domain_b, "domain_b")
     both, neither = in_a & in_b, ~in_a & ~in_b
     log.info("domain A %s: %d images, domain B %s: %d images; %d in both and %d in neither are dropped",

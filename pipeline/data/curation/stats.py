@@ -28,10 +28,14 @@ def data_summary(curated: Path) -> dict[str, Any]:
     summary: dict[str, Any] = {"images": {s: int(info["splits"].get(s, 0)) for s in SPLITS}}
     if not info["paired"] and info["domain_a"] != "none" and "domain_splits" in info:
         summary["images_by_domain"] = info["domain_splits"]  # unpaired: A and B counted apart
-    if info["has_labels"]:
+    if info["has_labels"] or info["photo_labels"]:
         coverage = {}
         for split in SPLITS:
             if info["splits"].get(split, 0):
-                coverage[split] = class_frequencies(load_split(curated, split).labels)
+                arrays = load_split(curated, split)
+                # two photo domains: the label maps of both, A's then B's
+                labels = arrays.labels if info["has_labels"] else \
+                    np.concatenate([np.asarray(arrays.labels_a), np.asarray(arrays.labels_b)])
+                coverage[split] = class_frequencies(labels)
         summary["class_coverage"] = coverage
     return summary

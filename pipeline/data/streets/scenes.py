@@ -42,8 +42,10 @@ class Scene:
 
 # Which looks a data set draws. "day" mirrors the papers' Cityscapes runs: daylight streets, sun or
 # overcast, dry or wet, whose global look the label map largely predicts. "all" adds dusk, night
-# and fog: one label map then has many plausible photos (BicycleGAN's task; day -> night for CycleGAN).
-STYLE_SETS: tuple[str, ...] = ("day", "all")
+# and fog: one label map then has many plausible photos (BicycleGAN's task). "day_night" draws each
+# scene by day (exactly as "day" draws it) or by night, half and half, without dusk or fog: the two
+# photo domains of the unpaired day -> night task (CycleGAN), with no third look to filter away.
+STYLE_SETS: tuple[str, ...] = ("day", "all", "day_night")
 
 # Base colours that styles jitter. As in Cityscapes, classes share colours: grey road, sidewalks
 # and most facades; green trees and grass; dark cars and dark shadows. What tells them apart is
@@ -67,6 +69,9 @@ def sample_style(rng: np.random.Generator, styles: str = "day") -> Style:
     u = rng.random(16).tolist()  # one draw for the scalar choices: faster than many calls
     if styles == "day":
         time_of_day, overcast, foggy = "day", u[1] < 0.4, False
+    elif styles == "day_night":  # a day scene is the "day" set's scene of the same index
+        time_of_day = "day" if u[0] < 0.5 else "night"
+        overcast, foggy = time_of_day == "day" and u[1] < 0.4, False
     else:
         time_of_day = "day" if u[0] < 0.55 else "dusk" if u[0] < 0.75 else "night"
         overcast, foggy = time_of_day != "night" and u[1] < 0.3, u[2] < 0.2
