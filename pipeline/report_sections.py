@@ -12,7 +12,7 @@ import pandas as pd
 import yaml
 
 from pipeline.ablations import CURATED
-from pipeline.config import Params
+from pipeline.config import PAPER_DEPARTURES, Params
 from pipeline.report import DASH, markdown_table
 from pipeline.models import METHODS
 
@@ -54,13 +54,17 @@ def setup_table(params: Params, devices: dict[str, str], has_labels: bool = True
                                       if cfg.batch_size != paper.batch_size else "")))
         # the top-level weights, and those a method keeps in its section (CUT's lambda_NCE, lambda_GAN)
         ours, defaults = params.as_flat_dict(), Params().as_flat_dict()
+        paper = defaults | {k: value for k, (value, _) in PAPER_DEPARTURES.items()}
         keys = [*spec.loss_weights, *(k for k in ours if k.startswith(f"{spec.section}.lambda_"))]
         weights = ", ".join(f"{w} {ours[w]:g}" for w in keys)
+        differ = [w for w in keys if ours[w] != paper[w]]
+        reasons = [f"{w}: {PAPER_DEPARTURES[w][1]}" for w in differ if w in PAPER_DEPARTURES and ours[w] == defaults[w]]
         changed = [w for w in keys if ours[w] != defaults[w]]
+        if changed:
+            reasons.append(f"changed for this run: {', '.join(changed)}")
         rows.append((f"{spec.title}: loss weights", weights,
-                     "as here" if not changed else ", ".join(f"{w} {defaults[w]:g}" for w in changed),
-                     "the papers' values (see params.yaml's comments)" if not changed
-                     else f"changed for this run: {', '.join(changed)}"))
+                     "as here" if not differ else ", ".join(f"{w} {paper[w]:g}" for w in differ),
+                     "; ".join(reasons) or "the papers' values (see params.yaml's comments)"))
     train = params.train
     rows.append(("Optimiser", f"Adam, lr {train.lr:g}, betas ({train.beta1:g}, {train.beta2:g})",
                  "Adam, lr 0.0002, betas (0.5, 0.999)", ""))

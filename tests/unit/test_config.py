@@ -23,7 +23,7 @@ def test_repository_params_load_and_keep_the_papers_names():
     cfg = load_params(ROOT / "params.yaml")
     assert isinstance(cfg, Params)
     assert (cfg.lambda_L1, cfg.lambda_cyc, cfg.lambda_idt) == (100.0, 10.0, 0.0)
-    assert (cfg.lambda_img, cfg.lambda_kl, cfg.lambda_z, cfg.nz) == (10.0, 0.01, 0.5, 8)
+    assert (cfg.lambda_img, cfg.lambda_kl, cfg.lambda_z, cfg.nz) == (100.0, 0.01, 0.5, 8)
 
 
 def test_params_yaml_sets_every_field_explicitly():

@@ -466,6 +466,14 @@ def test_the_report_states_its_setup_and_explains_its_baselines(tmp_path):
         assert f"batch {cfg.batch_size}" in setup and f"| {spec.title}: loss weights |" in setup
     assert f"seed {p.seed}" in setup and "cpu" in setup and "FCN-8s" in setup
     assert "_None: every param is at its default._" not in text
+    # a default that departs from the paper says so, with the paper's value and the reason
+    bicycle = next(line for line in setup.splitlines() if line.startswith("| BicycleGAN: loss weights |"))
+    assert "lambda_img 100" in bicycle and "| lambda_img 10 |" in bicycle and "GAN terms in charge" in bicycle
+    pix2pix = next(line for line in setup.splitlines() if line.startswith("| pix2pix: loss weights |"))
+    assert "| as here | the papers' values" in pix2pix
+    changed = build_report(**paths, params=dataclasses.replace(Params(), lambda_img=10.0), commit="abc1234",
+                           n_images=1).read_text()
+    assert "| BicycleGAN: loss weights | lambda_img 10, " in changed and "changed for this run: lambda_img" in changed
 
 
 def test_the_ablation_section_shows_studies_of_this_data_set_with_their_provenance(tmp_path, monkeypatch):
