@@ -179,7 +179,8 @@ def fit(model: Translator, sampler: BatchSampler, schedule: ScheduleConfig, loop
                 sched.step()
             step += 1
             window_steps += 1
-            if step % loop.log_every == 0 or step == total:
+            # step 1 too: the curve then starts at the untrained losses, not after the first fall
+            if step % loop.log_every == 0 or step == 1 or step == total:
                 now = time.perf_counter()
                 ips = window_steps * sampler.spec.batch_size / max(now - window_start, 1e-9)  # the global batch
                 window_start, window_steps = now, 0

@@ -93,6 +93,20 @@ def test_changed_params_do_not_resume(tiny_curated, tmp_path):
     assert result.resumed_from == 0
 
 
+def test_loss_csv_starts_at_the_first_step(tiny_curated, tmp_path):
+    """Step 1 is logged besides every log_every-th step and the last, so a curve shows the untrained losses."""
+    params = tiny_params()
+    model = build_model("pix2pix", params, CPU, seed=params.seed)
+    fit(model, make_sampler(tiny_curated, params, "pix2pix"), params.schedule("pix2pix"),
+        LoopSettings(4, 100, 100, progress=False), NullTracker(),
+        config={"method": "pix2pix", "params": dataclasses.asdict(params)}, state_dir=tmp_path / "state",
+        losses_csv=tmp_path / "losses.csv", samples_dir=tmp_path / "samples",
+        sample_batch=fixed_batch(tiny_curated, "val", 2, CPU))
+    steps = [int(r["step"]) for r in csv.DictReader((tmp_path / "losses.csv").open())]
+    total = params.schedule("pix2pix").total_steps
+    assert steps == sorted({1, *range(4, total + 1, 4), total})
+
+
 def test_export_round_trip_gives_identical_outputs(tiny_curated, tmp_path):
     model, _ = run("cyclegan", tiny_curated, tmp_path)
     export_networks(tmp_path / "export", model.exported_networks(), {"method": "cyclegan"})
