@@ -70,7 +70,7 @@ def test_curate_keeps_two_disjoint_photo_domains_with_their_label_maps(raw, cura
     assert (info["domain_a"], info["paired"], info["has_labels"], info["photo_labels"]) == \
         ("images", False, False, True)
     assert info["num_classes"] == NUM_CLASSES and info["domain_names"] == \
-        {"a": "photos (Night=-1)", "b": "photos (Night=1)"}
+        {"a": "photos (not Night)", "b": "photos (Night)"}
     manifest = pd.read_csv(curated / "manifest.csv", dtype=str, keep_default_na=False)
     assert set(manifest["domain"]) == {"a", "b"} and not manifest["image_id"].duplicated().any()
     assert (manifest.loc[manifest["domain"] == "a", "Night"] == "-1").all()
@@ -203,7 +203,7 @@ def test_the_paired_methods_do_not_apply_and_the_unpaired_ones_do(curated):
         reason = method_not_applicable(info, name, spec.paired)
         assert (reason is not None) == (name in ("pix2pix", "bicyclegan")), name
         if reason:
-            assert "needs paired data" in reason and "photos (Night=-1) vs photos (Night=1)" in reason
+            assert "needs paired data" in reason and "photos (not Night) vs photos (Night)" in reason
 
 
 def test_day_night_end_to_end_through_the_library(curated, tmp_path):
@@ -241,7 +241,7 @@ def test_day_night_end_to_end_through_the_library(curated, tmp_path):
                        contact_sheet=tmp_path / "sheet.png", out=tmp_path / "report.md", params=Params(),
                        commit="test")
     text = out.read_text()
-    for direction in ("photos (Night=-1) → photos (Night=1)", "photos (Night=1) → photos (Night=-1)"):
+    for direction in ("photos (not Night) → photos (Night)", "photos (Night) → photos (not Night)"):
         section = text.split(f"## {direction} (FCN-score)", 1)[1].split("\n## ", 1)[0]
         fcn_part = section.split("Per-class IoU", 1)[0]
         rows = [line.split("|")[1].strip() for line in fcn_part.splitlines() if line.startswith("| ")]

@@ -207,7 +207,8 @@ def assign_splits(items: pd.DataFrame, fractions: SplitConfig, seed: int,
 
 def _domain_names(inputs: Inputs, cfg: CurateConfig, domain_a: str) -> dict[str, str]:
     if cfg.domain_a:  # two domains picked by attributes: name them by their filters
-        names = {d: ", ".join(f"{k}={v}" for k, v in values.items())
+        # {Night: -1} reads "not Night", {Blond_Hair: 1} "Blond_Hair": the filter in words
+        names = {d: ", ".join(k if v == 1 else f"not {k}" for k, v in values.items())
                  for d, values in (("a", cfg.domain_a), ("b", cfg.domain_b))}
         # photos picked from a labelled source: say so, as both domains are photos
         return {d: f"photos ({n})" for d, n in names.items()} if inputs.a_format in LABEL_FORMATS else names
