@@ -17,7 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from pipeline.config import Params
 from pipeline.models import METHODS, build_model, method_spec
-from pipeline.sampler import BatchSampler, SamplerSpec, training_arrays
+from pipeline.sampler import BatchSampler, SamplerSpec, placed_sampler, training_arrays
 
 PAPER_LOAD = 286 / 256  # the papers resize to 286, then crop 256
 
@@ -142,7 +142,7 @@ def _sampler(params: Params, method: str, device: torch.device, curated: Path | 
     sampler_spec = SamplerSpec(image_size=params.image_size, load_size=params.train.load_size, batch_size=bs,
                                flip=params.train.flip, seed=0, paired=spec.paired, data_paired=paired,
                                a_is_labels=labels)
-    return BatchSampler(a, b, sampler_spec, device), source
+    return placed_sampler(a, b, sampler_spec, device, params.train.device_data_fraction), source
 
 
 def count_flops(params: Params, method: str, device: torch.device, batch, model=None) -> int:
@@ -194,7 +194,7 @@ def bench_case(params: Params, method: str, device: torch.device, *, warmup: int
                                            if hasattr(spec.config(params), k)},
             "steps": steps, "warmup": warmup, "step_median_s": median, "step_times_s": times,
             "imgs_per_s_synced": bs / median, "imgs_per_s_unsynced_wall": steps * bs / wall, "wall_data": source,
-            "peak_mem_mb": peak_mb, "peak_mem_kind": peak_kind,
+            "data_store": str(sampler.store_device), "peak_mem_mb": peak_mb, "peak_mem_kind": peak_kind,
             "flops_per_step": flops, "mfu": None if peak is None else flops / median / peak,
             "mfu_peak": None if peak is None else {"precision": precision, "flops_per_s": peak},
             "device": device_name(device), "torch": torch.__version__, "switches": on}

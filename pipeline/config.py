@@ -140,6 +140,9 @@ class TrainConfig:
     compile: Literal["none", "nets"] = "none"
     compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "default"
     threads: int = 0  # CPU threads for torch; 0 leaves torch's default
+    # the curated store (resized uint8) is uploaded to a CUDA device once when it takes at most this
+    # share of the device's memory; larger, it stays in pinned host memory and each batch is copied
+    device_data_fraction: float = 0.25
     log_every: int = 10
     sample_every: int = 250
     checkpoint_every: int = 250
@@ -172,6 +175,8 @@ class TrainConfig:
         _check("train.beta2", 0 <= self.beta2 < 1, f"must be in [0, 1), got {self.beta2}")
         _check("train.load_size", self.load_size >= 1, f"must be >= 1, got {self.load_size}")
         _check("train.threads", self.threads >= 0, f"must be >= 0, got {self.threads}")
+        _check("train.device_data_fraction", 0 < self.device_data_fraction <= 1,
+               f"must be in (0, 1], got {self.device_data_fraction}")
         for name in ("log_every", "sample_every", "checkpoint_every"):
             value = getattr(self, name)
             _check(f"train.{name}", value >= 1, f"must be >= 1, got {value}")

@@ -2,10 +2,13 @@
 
 Batches are a pure function of (seed, step): which images, the random crops and the flips.
 A resumed run therefore needs only its step to continue exactly where it stopped, and the GPU
-never waits on a Python data loader (the whole store at 256 px fits in device memory).
+never waits on a Python data loader: the store is uploaded once when it fits the stated share of
+the device's memory (`store_placement`), else it stays in pinned host memory and each batch is
+copied (the same batches either way).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +20,8 @@ from torch import Tensor
 from pipeline.applicability import method_not_applicable
 from pipeline.data.palette import ids_to_colour
 from pipeline.data.store import load_split, read_info
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -90,6 +95,26 @@ def _resize(images: torch.Tensor, size: int, mode: str) -> torch.Tensor:
     return torch.cat(out)
 
 
+def store_bytes(n_images: int, load_size: int) -> int:
+    """Bytes of `n_images` resized uint8 images as the sampler keeps them (3 x load_size^2 each)."""
+    return n_images * 3 * load_size * load_size
+
+
+def store_placement(nbytes: int, device: torch.device, fraction: float,
+                    total_bytes: int | None = None) -> tuple[torch.device, str | None]:
+    """Where the sampler keeps a store of `nbytes`: on a CUDA `device` when it takes at most
+    `fraction` of the device's memory (`total_bytes`, else the device's own total), else on the
+    host, with the reason. A CPU device keeps it where it is."""
+    if device.type != "cuda":
+        return device, None
+    total = total_bytes if total_bytes is not None else torch.cuda.get_device_properties(device).total_memory
+    if nbytes <= fraction * total:
+        return device, None
+    return torch.device("cpu"), (f"the curated store's {nbytes / 2**30:.2f} GiB (resized uint8) is more than "
+                                 f"train.device_data_fraction {fraction} of {device}'s {total / 2**30:.1f} GiB; "
+                                 f"it stays in host memory and each batch is copied to the device")
+
+
 @dataclass(frozen=True)
 class SamplerSpec:
     image_size: int
@@ -103,9 +128,14 @@ class SamplerSpec:
 
 
 class BatchSampler:
-    """Deterministic batches (A, B) for training step `step`."""
+    """Deterministic batches (A, B) for training step `step`, on `device`.
 
-    def __init__(self, a: np.ndarray, b: np.ndarray, spec: SamplerSpec, device: torch.device):
+    The store lives on `store_device` (default: `device`); batches are cropped and flipped there
+    and copied to `device` when the two differ, so where the store lives never changes a batch.
+    """
+
+    def __init__(self, a: np.ndarray, b: np.ndarray, spec: SamplerSpec, device: torch.device,
+                 store_device: torch.device | None = None):
         if spec.paired and not spec.data_paired:
             raise ValueError("paired batches need paired data; these domains are unpaired")
         if spec.data_paired and len(a) != len(b):
@@ -124,12 +154,18 @@ class BatchSampler:
             self.index_a, self.index_b = torch.arange(len(a)), torch.arange(len(b))
         self.spec = spec
         self.device = device
+        self.store_device = device if store_device is None else store_device
         self._perm: dict[int, torch.Tensor] = {}
         self._perm_key: dict[int, tuple[int, int]] = {}
         # labels are resized with nearest so that every pixel stays a palette colour
         mode_a = "nearest" if spec.a_is_labels else "bicubic"
-        self.a = _resize(torch.from_numpy(np.array(a)), spec.load_size, mode_a).to(device)
-        self.b = _resize(torch.from_numpy(np.array(b)), spec.load_size, "bicubic").to(device)
+        self.a = self._place(_resize(torch.from_numpy(np.array(a)), spec.load_size, mode_a))
+        self.b = self._place(_resize(torch.from_numpy(np.array(b)), spec.load_size, "bicubic"))
+
+    def _place(self, images: torch.Tensor) -> torch.Tensor:
+        if self.store_device.type == "cpu" and self.device.type == "cuda" and torch.cuda.is_available():
+            return images.pin_memory()  # the per-batch copies then run asynchronously
+        return images.to(self.store_device)
 
     def _indices(self, pool: torch.Tensor, step: int, stream: int) -> torch.Tensor:
         """Items step*B .. step*B+B-1 of an endless sequence of per-epoch permutations."""
@@ -167,9 +203,20 @@ class BatchSampler:
                 if spec.flip and flips[which][i]:
                     part = part.flip(-1)
                 parts.append(part)
-            return torch.stack(parts).float().div_(127.5).sub_(1.0)
+            # uint8 over the link (a quarter of float32's bytes), normalised on the training device
+            return torch.stack(parts).to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
 
         return Batch(a=crops(self.a, idx_a, 0), b=crops(self.b, idx_b, 0 if spec.paired else 1))
+
+
+def placed_sampler(a: np.ndarray, b: np.ndarray, spec: SamplerSpec, device: torch.device,
+                   fraction: float, total_bytes: int | None = None) -> BatchSampler:
+    """A `BatchSampler` whose store is on `device` when it fits `fraction` of its memory
+    (`store_placement`), else on the host, with one warning that says why."""
+    store, reason = store_placement(store_bytes(len(a) + len(b), spec.load_size), device, fraction, total_bytes)
+    if reason is not None:
+        log.warning(reason)
+    return BatchSampler(a, b, spec, device, store_device=store)
 
 
 def fixed_batch(curated: Path, split: str, n: int, device: torch.device) -> Batch:

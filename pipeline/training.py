@@ -18,7 +18,7 @@ from pipeline.applicability import NOT_APPLICABLE, method_not_applicable, write_
 from pipeline.checkpoint import (STATE_FILE, TrainingState, export_networks, read_training_state,
                                  restore_training_state, rng_state, save_training_state)
 from pipeline.config import Params, ScheduleConfig
-from pipeline.sampler import BatchSampler, SamplerSpec, fixed_batch, training_arrays
+from pipeline.sampler import BatchSampler, SamplerSpec, fixed_batch, placed_sampler, training_arrays
 from pipeline.data.store import read_info
 from pipeline.distributed import Ranks, check_batch_split, is_main_process, join, leave, replicate
 from pipeline.finetune import PRETRAINED_RECORD, init_record, load_init, use_pretrained
@@ -311,7 +311,7 @@ def _train(method: str, curated: Path, *, out_dir: Path, state_dir: Path, losses
     sampler_spec = SamplerSpec(image_size=params.image_size, load_size=params.train.load_size,
                                batch_size=schedule.batch_size, flip=params.train.flip, seed=params.train_seed,
                                paired=spec.paired, data_paired=data.paired, a_is_labels=data.a_is_labels)
-    sampler = BatchSampler(data.a, data.b, sampler_spec, device)
+    sampler = placed_sampler(data.a, data.b, sampler_spec, device, params.train.device_data_fraction)
     sample_batch = fixed_batch(curated, "val", 4, device)
     config: dict[str, Any] = {"method": method, "params": dataclasses.asdict(params)}
     if ranks.distributed:  # per-rank pools and RNG streams resume only at the same number of ranks

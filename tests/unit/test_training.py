@@ -12,7 +12,8 @@ from PIL import Image
 
 from pipeline.checkpoint import export_networks, load_exported, read_training_state
 from pipeline.config import ScheduleConfig
-from pipeline.sampler import BatchSampler, SamplerSpec, domain_arrays, fixed_batch
+from pipeline.sampler import (BatchSampler, SamplerSpec, domain_arrays, fixed_batch, placed_sampler, store_bytes,
+                              store_placement)
 from pipeline.models import METHODS, Batch, build_model
 from pipeline.tracking import NullTracker
 from pipeline.training import LoopSettings, fit, linear_decay, sample_grid
@@ -126,6 +127,31 @@ def test_sampler_is_a_pure_function_of_the_step(tiny_curated):
     assert not torch.equal(s1.batch(7).a, s1.batch(8).a)
     batch = s1.batch(0)
     assert batch.a.shape == (2, 3, 32, 32) and batch.a.min() >= -1 and batch.a.max() <= 1
+
+
+def test_the_store_goes_to_the_gpu_only_when_it_fits_the_stated_share():
+    gpu, gib = torch.device("cuda"), 2**30
+    assert store_placement(10 * gib, CPU, 0.25) == (CPU, None)  # a CPU run keeps the store where it is
+    assert store_placement(20 * gib, gpu, 0.25, total_bytes=80 * gib) == (gpu, None)
+    where, reason = store_placement(21 * gib, gpu, 0.25, total_bytes=80 * gib)
+    assert where == CPU and "21.00 GiB" in reason and "train.device_data_fraction 0.25" in reason
+    assert store_bytes(1000, 286) == 1000 * 3 * 286 * 286
+
+
+def test_a_store_kept_on_the_host_gives_the_same_batches_on_the_device(tiny_curated, caplog):
+    params = tiny_params()
+    a, b = domain_arrays(tiny_curated, "train")
+    spec = SamplerSpec(params.image_size, params.train.load_size, 2, True, 0, paired=True)
+    with caplog.at_level("WARNING", logger="pipeline.sampler"):
+        host = placed_sampler(a, b, spec, torch.device("cuda"), 0.25, total_bytes=1)
+    assert host.store_device == CPU and host.a.device == CPU
+    assert sum("stays in host memory" in r.getMessage() for r in caplog.records) == 1
+    # the copy to the training device ("meta" stands in for a GPU here) comes after the crops
+    on_meta = BatchSampler(a, b, spec, torch.device("meta"), store_device=CPU).batch(3)
+    on_cpu = BatchSampler(a, b, spec, CPU).batch(3)
+    assert on_meta.a.device.type == "meta" and on_meta.a.shape == on_cpu.a.shape
+    assert on_meta.a.dtype == on_cpu.a.dtype == torch.float32
+    assert torch.equal(BatchSampler(a, b, spec, CPU, store_device=CPU).batch(3).b, on_cpu.b)
 
 
 def test_unpaired_sampler_draws_domains_from_disjoint_halves(tiny_curated):
