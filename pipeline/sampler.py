@@ -164,7 +164,7 @@ class BatchSampler:
 
     def _place(self, images: torch.Tensor) -> torch.Tensor:
         if self.store_device.type == "cpu" and self.device.type == "cuda" and torch.cuda.is_available():
-            return images.pin_memory()  # the per-batch copies then run asynchronously
+            return images.pin_memory()  # page-locked: the per-batch crops copy out of it without paging
         return images.to(self.store_device)
 
     def _indices(self, pool: torch.Tensor, step: int, stream: int) -> torch.Tensor:
