@@ -213,7 +213,7 @@ def study_for(name: str, baseline: Params) -> Study:
 
 PRESETS: dict[str, Study] = {name: builder(Params()) for name, builder in _BUILDERS.items()}
 
-# Overrides added to every row: "small" trains 500 steps (pix2pix defaults to 1400, CycleGAN to 1000)
+# Overrides added to every row: "small" trains 500 steps (pix2pix defaults to 1400, CycleGAN to 2500)
 BUDGETS: dict[str, Callable[[str], dict[str, Any]]] = {
     "default": lambda method: {},
     "small": lambda method: {f"{method}.iters": 250, f"{method}.iters_decay": 250},
