@@ -120,6 +120,10 @@ def write_ablation_report(study: str, params: Params, *, out: Path, json_out: Pa
         experiments = parse_exp_show(shown.stdout)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{' '.join(command)} printed no JSON ({exc})") from None
+    if not experiments and not all_commits:
+        # `dvc exp show` lists only the experiments based on HEAD: a commit made after queuing hides them
+        log.warning("no DVC experiment is based on HEAD; experiments run before HEAD moved are found "
+                    "with --all-commits")
     attach_run_ids(experiments, {f: r for s in studies for f, r in s.metrics_files.items()}, repo_root())
     if seeds:
         records = [seeded_json(s, experiments, params, seeds, budget) for s in studies]

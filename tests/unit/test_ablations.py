@@ -365,3 +365,18 @@ def test_ablation_report_writes_markdown_and_json(tmp_path, monkeypatch):
     rows = json.loads(json_out.read_text())["cyclegan_table4"]["rows"]
     assert rows[0]["metrics"]["pixel_acc"] == 0.41 and rows[-1]["status"] == NOT_RUN
     assert rows[0]["mlflow_run_id"] == "run-cycle"  # from the experiment's record
+
+
+def test_ablation_report_without_experiments_on_head_points_to_all_commits(tmp_path, monkeypatch, caplog):
+    import pipeline.experiments
+
+    workspace_only = json.dumps([{"rev": "workspace", "name": None, "data": {"rev": "workspace"},
+                                  "experiments": None}])
+    monkeypatch.setattr(pipeline.experiments.subprocess, "run", lambda command, cwd=None, **kw:
+                        subprocess.CompletedProcess(command, 0, stdout=workspace_only, stderr=""))
+    out, json_out = tmp_path / "ablations.md", tmp_path / "ablations.json"
+    with caplog.at_level("WARNING", logger="pipeline.experiments"):
+        found = pipeline.experiments.write_ablation_report(
+            "cyclegan_table4", Params(), out=out, json_out=json_out, budget="default", all_commits=False, tag=False)
+    assert found == 0
+    assert "--all-commits" in caplog.text
