@@ -286,6 +286,9 @@ class BicycleGANConfig:
     generator: str = "unet_64"
     encoder: str = "resnet_64"
     where_add: Literal["input", "all"] = "all"
+    # G's 2x ups, the reference's --upsample: basic (transposed conv, its default) | bilinear | nearest
+    # (resize, then a 3x3 conv)
+    upsample: Literal["basic", "bilinear", "nearest"] = "nearest"
     n_layers_D: int = 3
     num_D: int = 2  # two-scale discriminators, as the reference
     ngf: int = 32

@@ -102,7 +102,8 @@ def _build_bicyclegan(b: _Builder) -> BicycleGAN:
     p, cfg = b.params, b.params.bicyclegan
     init = dict(init_type=cfg.init_type, init_gain=cfg.init_gain, generator=b.init)
     generator = build_z_generator(cfg.generator, IMAGE_CHANNELS, IMAGE_CHANNELS, p.nz, ngf=cfg.ngf,
-                                  norm=cfg.norm, use_dropout=cfg.use_dropout, where_add=cfg.where_add, **init)
+                                  norm=cfg.norm, use_dropout=cfg.use_dropout, where_add=cfg.where_add,
+                                  upsample=cfg.upsample, **init)
     encoder = build_encoder(cfg.encoder, IMAGE_CHANNELS, p.nz, nef=cfg.nef, norm=cfg.norm, vae=True, **init)
     # D sees B alone (the reference default conditional_D off), at num_D scales
     d_vae, d_lr = (b.place(build_discriminator("multiscale", IMAGE_CHANNELS, ndf=cfg.ndf, n_layers=cfg.n_layers_D,

@@ -10,7 +10,7 @@ from typing import Callable, Literal, get_args
 import torch
 from torch import nn
 
-from pipeline.nets.blocks import NormLayer, NormName, norm_layer
+from pipeline.nets.blocks import NormLayer, NormName, UpsampleName, norm_layer
 from pipeline.nets.encoder import ConvEncoder, ResnetEncoder
 from pipeline.nets.init import InitName, init_weights
 from pipeline.nets.patch_sample import PatchSampleF
@@ -122,12 +122,12 @@ def build_generator(name: GeneratorName, in_ch: int, out_ch: int, ngf: int = 64,
 def build_z_generator(name: ZGeneratorName, in_ch: int, out_ch: int, nz: int, ngf: int = 64,
                       norm: NormName = "instance", use_dropout: bool = False, where_add: WhereAdd = "all",
                       init_type: InitName = "xavier", init_gain: float = 0.02,
-                      generator: torch.Generator | None = None) -> nn.Module:
+                      generator: torch.Generator | None = None, upsample: UpsampleName = "basic") -> nn.Module:
     """BicycleGAN generator G(x, z) by name; defaults are BicycleGAN's (upsample "basic")."""
     factory = _lookup(_Z_GENERATORS, name, "z-generator")
     layer = norm_layer(norm)
     return _initialised(lambda: factory(in_ch, out_ch, nz, ngf=ngf, norm_layer=layer, use_dropout=use_dropout,
-                                        where_add=where_add),
+                                        where_add=where_add, upsample=upsample),
                         init_type, init_gain, generator)
 
 

@@ -14,7 +14,7 @@ from torch import nn
 from pipeline.config import NormName
 
 NormLayer = Callable[[int], nn.Module]  # num_features -> normalisation module
-UpsampleName = Literal["basic", "bilinear"]
+UpsampleName = Literal["basic", "bilinear", "nearest"]
 
 
 class Dropout(nn.Dropout):
@@ -61,16 +61,18 @@ def reference_bias(norm_layer: NormLayer) -> bool:
 
 
 def up_conv(in_nc: int, out_nc: int, upsample: UpsampleName, bias: bool) -> list[nn.Module]:
-    """A 2x upsampling conv: `basic` transposed conv, or bilinear resize + 3x3 conv (BicycleGAN)."""
+    """A 2x upsampling conv: `basic` transposed conv, or a bilinear or nearest resize + 3x3 conv
+    (BicycleGAN's upsampleLayer)."""
     if upsample == "basic":
         return [nn.ConvTranspose2d(in_nc, out_nc, kernel_size=4, stride=2, padding=1, bias=bias)]
-    if upsample == "bilinear":
+    if upsample in ("bilinear", "nearest"):
         return [
-            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            nn.Upsample(scale_factor=2, mode=upsample) if upsample == "nearest"
+            else nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
             nn.ReflectionPad2d(1),
             nn.Conv2d(in_nc, out_nc, kernel_size=3, stride=1, padding=0, bias=bias),
         ]
-    raise ValueError(f"unknown upsample {upsample!r}; expected one of ['basic', 'bilinear']")
+    raise ValueError(f"unknown upsample {upsample!r}; expected one of ['basic', 'bilinear', 'nearest']")
 
 
 class ResnetBlock(nn.Module):

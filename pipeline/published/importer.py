@@ -107,7 +107,8 @@ def _section(options: AuthorsOptions, params: Params) -> Any:
         if net_d not in MULTISCALE_D:
             raise ValueError(f"netD {net_d!r} is not one of BicycleGAN's: expected one of {list(MULTISCALE_D)}")
         shared |= dict(n_layers_D=MULTISCALE_D[net_d], num_D=options.num_Ds, encoder=options.netE,
-                       nef=options.nef, where_add=options.where_add)
+                       nef=options.nef, where_add=options.where_add,
+                       upsample="basic")  # the authors' default, which every published G was trained with
     return dataclasses.replace(cfg, **shared)
 
 

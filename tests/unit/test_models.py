@@ -309,7 +309,8 @@ def test_bicyclegan_sample_is_multimodal_and_reproducible():
     assert torch.equal(samples, model.sample(source, 3, torch.Generator().manual_seed(0)))
     one = model.sample(source, 1, torch.Generator().manual_seed(0))[0]
     assert torch.equal(model.translate(source, seed=0), one)  # one fixed z for the whole batch
-    assert torch.equal(model.translate(source[1:], seed=0), one[1:])  # whatever the batch
+    # whatever the batch: equal up to float rounding (the CPU's conv kernels differ by batch size)
+    torch.testing.assert_close(model.translate(source[1:], seed=0), one[1:], rtol=1e-5, atol=1e-6)
     assert model.reconstruct(source, make_batch().b).shape == source.shape
 
 

@@ -64,6 +64,29 @@ def test_z_generator_rejects_bad_settings():
         net(_randn(1, 3, 32, 32))
 
 
+@pytest.mark.parametrize("where_add", ["all", "input"])
+def test_z_generator_upsample_modes_as_the_reference(where_add):
+    """BicycleGAN's --upsample: `basic` is a 4x4 transposed conv per up; `bilinear` and `nearest` resize
+    by 2, then a reflection-padded 3x3 conv (upsampleLayer), with no transposed conv left."""
+    z = _randn(2, 8, seed=1)
+    x = _randn(2, 3, 32, 32)
+    built = {mode: build_z_generator("unet_32", 3, 3, nz=8, ngf=4, where_add=where_add, upsample=mode,
+                                     generator=_seeded()) for mode in ("basic", "bilinear", "nearest")}
+    for mode, net in built.items():
+        assert net(x, z).shape == (2, 3, 32, 32), mode
+        kinds = [type(m) for m in net.modules()]
+        resizes = [m for m in net.modules() if isinstance(m, nn.Upsample)]
+        if mode == "basic":
+            assert not resizes and kinds.count(nn.ConvTranspose2d) == 5
+        else:
+            assert nn.ConvTranspose2d not in kinds
+            assert len(resizes) == 5 and {m.mode for m in resizes} == {mode}
+    # a 3x3 conv holds fewer weights than a 4x4 transposed one over the same channels
+    assert count_parameters(built["bilinear"]) == count_parameters(built["nearest"]) < count_parameters(built["basic"])
+    with pytest.raises(ValueError, match="upsample"):
+        build_z_generator("unet_32", 3, 3, nz=8, ngf=4, upsample="bicubic")
+
+
 # --------------------------------------------------------------------------- shapes
 
 
