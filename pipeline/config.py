@@ -205,6 +205,7 @@ class ScheduleConfig:
 NormName = Literal["batch", "instance", "none"]
 InitName = Literal["normal", "xavier", "kaiming", "orthogonal"]
 GanMode = Literal["vanilla", "lsgan"]
+UpsampleName = Literal["basic", "bilinear", "nearest"]  # BicycleGAN's --upsample
 
 
 @dataclass(frozen=True)
@@ -288,7 +289,7 @@ class BicycleGANConfig:
     where_add: Literal["input", "all"] = "all"
     # G's 2x ups, the reference's --upsample: basic (transposed conv, its default) | bilinear | nearest
     # (resize, then a 3x3 conv)
-    upsample: Literal["basic", "bilinear", "nearest"] = "nearest"
+    upsample: UpsampleName = "nearest"
     n_layers_D: int = 3
     num_D: int = 2  # two-scale discriminators, as the reference
     ngf: int = 32

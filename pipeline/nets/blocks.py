@@ -6,15 +6,14 @@ ResnetBlock, UnetSkipConnectionBlock) and junyanz/BicycleGAN `models/networks.py
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable, Literal
+from typing import Callable
 
 import torch
 from torch import nn
 
-from pipeline.config import NormName
+from pipeline.config import NormName, UpsampleName
 
 NormLayer = Callable[[int], nn.Module]  # num_features -> normalisation module
-UpsampleName = Literal["basic", "bilinear", "nearest"]
 
 
 class Dropout(nn.Dropout):
@@ -66,9 +65,9 @@ def up_conv(in_nc: int, out_nc: int, upsample: UpsampleName, bias: bool) -> list
     if upsample == "basic":
         return [nn.ConvTranspose2d(in_nc, out_nc, kernel_size=4, stride=2, padding=1, bias=bias)]
     if upsample in ("bilinear", "nearest"):
+        corners = {"align_corners": False} if upsample == "bilinear" else {}  # nearest takes none
         return [
-            nn.Upsample(scale_factor=2, mode=upsample) if upsample == "nearest"
-            else nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            nn.Upsample(scale_factor=2, mode=upsample, **corners),
             nn.ReflectionPad2d(1),
             nn.Conv2d(in_nc, out_nc, kernel_size=3, stride=1, padding=0, bias=bias),
         ]
