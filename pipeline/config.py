@@ -266,9 +266,15 @@ class CycleGANConfig:
     use_gan: bool = True  # Table 4 ablations: "cycle alone" turns the GAN terms off
     cycle_forward: bool = True  # A -> B -> A ("GAN + forward cycle")
     cycle_backward: bool = True  # B -> A -> B ("GAN + backward cycle")
+    # not the paper's: CUT's blur-pooled downs (G and D) and blur-upsampled ups (G)
+    antialias: bool = False
+    # G's 2x ups: basic (the paper's transposed convs) | bilinear | nearest (resize, then a 3x3 conv)
+    upsample: UpsampleName = "basic"
 
     def __post_init__(self) -> None:
         ScheduleConfig(self.iters, self.iters_decay, self.batch_size)
+        _check("cyclegan.upsample", not (self.antialias and self.upsample != "basic"),
+               f"must be basic with cyclegan.antialias (its blur-upsampling replaces the ups), got {self.upsample!r}")
         _check("cyclegan.pool_size", self.pool_size >= 0, f"must be >= 0, got {self.pool_size}")
         _check("cyclegan.n_layers_D", 0 <= self.n_layers_D <= 6, f"must be in [0, 6], got {self.n_layers_D}")
 

@@ -21,12 +21,32 @@ PAPER_LOAD = 286
 BUDGET_REASON = ("CPU budget: the default pipeline runs in minutes on 2 CPU cores; the papers trained for "
                  "hours on a GPU")
 # the architecture fields a method's config may have, in the order the setup table lists them
-_NET_FIELDS = ("generator", "encoder", "ngf", "ndf", "nef", "n_layers_D", "num_D", "norm")
+_NET_FIELDS = ("generator", "encoder", "ngf", "ndf", "nef", "n_layers_D", "num_D", "norm", "upsample", "antialias")
+# why a default network setting is not the paper's, beyond the size (section.field -> reason)
+_NET_DEPARTURES = {
+    "bicyclegan.upsample": "upsample nearest: no chequered blotches, and higher over 3 seeds (README, "
+                           "\"BicycleGAN's upsampling\")",
+}
+_SIZE_REASON = "narrower and shallower for 64 px and the CPU budget"
 
 
 def _nets(cfg: Any) -> str:
     values = dataclasses.asdict(cfg)
     return ", ".join(f"{k} {values[k]}" for k in _NET_FIELDS if k in values)
+
+
+def _nets_reason(section: str, cfg: Any, paper: Any, default: Any) -> str:
+    """Why this run's networks differ from the paper's: the size, a known departure, or this run's change."""
+    ours, theirs, defaults = dataclasses.asdict(cfg), dataclasses.asdict(paper), dataclasses.asdict(default)
+    differ = [k for k in _NET_FIELDS if k in ours and ours[k] != theirs[k]]
+    resampling = [k for k in differ if k in ("upsample", "antialias")]
+    reasons = [_SIZE_REASON] if len(resampling) < len(differ) else []
+    for k in resampling:
+        if ours[k] != defaults[k]:
+            reasons.append(f"changed for this run: {k}")
+        elif f"{section}.{k}" in _NET_DEPARTURES:
+            reasons.append(_NET_DEPARTURES[f"{section}.{k}"])
+    return "; ".join(reasons)
 
 
 def _training(cfg: Any) -> str:
@@ -46,7 +66,7 @@ def setup_table(params: Params, devices: dict[str, str], has_labels: bool = True
         cfg = spec.config(params)
         paper = spec.at_paper_size(cfg, PAPER_SIZE)
         rows.append((f"{spec.title}: networks", _nets(cfg), _nets(paper),
-                     "narrower and shallower for 64 px and the CPU budget" if _nets(cfg) != _nets(paper) else ""))
+                     _nets_reason(spec.section, cfg, paper, spec.config(Params()))))
         rows.append((f"{spec.title}: training", _training(cfg),
                      f"batch {paper.batch_size}; epochs over the whole training set, half constant then decaying "
                      "(on Cityscapes: 200 epochs of 2975 images, about 600k steps at batch 1)",

@@ -87,11 +87,13 @@ def _build_cyclegan(b: _Builder) -> CycleGAN:
     p, cfg = b.params, b.params.cyclegan
     init = dict(init_type=cfg.init_type, init_gain=cfg.init_gain, generator=b.init)
     g_a, g_b = (b.place(build_generator(cfg.generator, IMAGE_CHANNELS, IMAGE_CHANNELS, ngf=cfg.ngf,
-                                        norm=cfg.norm, use_dropout=cfg.use_dropout, **init))
+                                        norm=cfg.norm, use_dropout=cfg.use_dropout, antialias=cfg.antialias,
+                                        upsample=cfg.upsample, **init))
                 for _ in range(2))
     d_a = d_b = None
     if cfg.use_gan:
-        d_a, d_b = (b.place(build_discriminator("patch", IMAGE_CHANNELS, ndf=cfg.ndf, n_layers=cfg.n_layers_D,
+        d_name = "patch_antialias" if cfg.antialias else "patch"
+        d_a, d_b = (b.place(build_discriminator(d_name, IMAGE_CHANNELS, ndf=cfg.ndf, n_layers=cfg.n_layers_D,
                                                 norm=cfg.norm, **init))
                     for _ in range(2))
     return CycleGAN(cfg, p.lambda_cyc, p.lambda_idt, p.train, g_a, g_b, d_a, d_b,
@@ -155,14 +157,15 @@ def _pix2pix_at_paper_size(cfg: Pix2PixConfig, image_size: int) -> Pix2PixConfig
 
 def _cyclegan_at_paper_size(cfg: CycleGANConfig, image_size: int) -> CycleGANConfig:
     generator = "resnet_9blocks" if image_size >= 256 else "resnet_6blocks"
-    return dataclasses.replace(cfg, generator=generator, ngf=64, ndf=64, batch_size=1)
+    return dataclasses.replace(cfg, generator=generator, ngf=64, ndf=64, batch_size=1, upsample="basic",
+                               antialias=False)
 
 
 def _bicyclegan_at_paper_size(cfg: BicycleGANConfig, image_size: int) -> BicycleGANConfig:
     side = _paper_side(image_size)
     encoder = f"resnet_{side}" if side in ("64", "128", "256") else "resnet_256"
     return dataclasses.replace(cfg, generator=_paper_unet(image_size), encoder=encoder, ngf=64, ndf=64, nef=64,
-                               batch_size=2)
+                               batch_size=2, upsample="basic")
 
 
 def _cut_at_paper_size(cfg: CUTConfig, image_size: int) -> CUTConfig:

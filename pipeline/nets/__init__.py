@@ -105,15 +105,18 @@ def _initialised(make: Callable[[], nn.Module], init_type: InitName, init_gain: 
 
 def build_generator(name: GeneratorName, in_ch: int, out_ch: int, ngf: int = 64, norm: NormName = "batch",
                     use_dropout: bool = False, init_type: InitName = "normal", init_gain: float = 0.02,
-                    generator: torch.Generator | None = None, antialias: bool = False) -> nn.Module:
+                    generator: torch.Generator | None = None, antialias: bool = False,
+                    upsample: UpsampleName = "basic") -> nn.Module:
     """pix2pix / CycleGAN / CUT generator G(x) by name; defaults are pix2pix's.
 
-    antialias: CUT's blur-pooled downs and blur-upsampled ups, for ANTIALIAS_GENERATORS only.
+    antialias: CUT's blur-pooled downs and blur-upsampled ups; upsample: the ups as a resize and a 3x3
+    conv instead of transposed convs. Both for ANTIALIAS_GENERATORS (the ResNets) only.
     """
     factory = _lookup(_GENERATORS, name, "generator")
-    if antialias and name not in ANTIALIAS_GENERATORS:
-        raise ValueError(f"generator {name!r} has no anti-aliased variant; expected one of {list(ANTIALIAS_GENERATORS)}")
-    extra = {"antialias": True} if antialias else {}
+    if (antialias or upsample != "basic") and name not in ANTIALIAS_GENERATORS:
+        option = "anti-aliased variant" if antialias else f"upsample {upsample!r}"
+        raise ValueError(f"generator {name!r} has no {option}; expected one of {list(ANTIALIAS_GENERATORS)}")
+    extra = {"antialias": antialias, "upsample": upsample} if name in ANTIALIAS_GENERATORS else {}
     layer = norm_layer(norm)
     return _initialised(lambda: factory(in_ch, out_ch, ngf=ngf, norm_layer=layer, use_dropout=use_dropout, **extra),
                         init_type, init_gain, generator)

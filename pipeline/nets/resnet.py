@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from pipeline.nets.antialias import BlurDownsample, BlurUpsample
-from pipeline.nets.blocks import NormLayer, ResnetBlock, reference_bias
+from pipeline.nets.blocks import NormLayer, ResnetBlock, UpsampleName, reference_bias, up_conv
 
 N_DOWNSAMPLING = 2  # c7s1-64, d128, d256, R256 x n_blocks, u128, u64, c7s1-3
 
@@ -22,13 +22,18 @@ class ResnetGenerator(nn.Module):
     antialias (CUT's default): each down is a stride-1 conv, norm, ReLU, then a blur-pool; each up a
     blur-upsample, then a stride-1 conv. The parameters are the same; the layer indices of
     `features` follow the authors' Sequential (CUT's nce_layers 0,4,8,12,16).
+    upsample: `basic` (the reference's 3x3 transposed convs), or a bilinear or nearest resize, then a
+    reflection-padded 3x3 conv (BicycleGAN's upsampleLayer), which leaves no chequer; same parameters.
     """
 
     def __init__(self, in_ch: int, out_ch: int, ngf: int = 64, norm_layer: NormLayer = nn.BatchNorm2d,
-                 use_dropout: bool = False, n_blocks: int = 6, antialias: bool = False):
+                 use_dropout: bool = False, n_blocks: int = 6, antialias: bool = False,
+                 upsample: UpsampleName = "basic"):
         super().__init__()
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
+        if antialias and upsample != "basic":
+            raise ValueError(f"antialias has its own blur-upsampling; upsample must be 'basic', got {upsample!r}")
         use_bias = reference_bias(norm_layer)
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
@@ -57,6 +62,10 @@ class ResnetGenerator(nn.Module):
                     norm_layer(ngf * mult // 2),
                     nn.ReLU(),
                 ]
+                continue
+            if upsample != "basic":
+                layers += [*up_conv(ngf * mult, ngf * mult // 2, upsample, use_bias), norm_layer(ngf * mult // 2),
+                           nn.ReLU()]
                 continue
             layers += [
                 # output_padding=1 makes each up exactly undo a stride-2 down

@@ -37,6 +37,8 @@ def test_cases_are_the_papers_networks():
     b = CASES["bicyclegan_bs2"].params(base)
     assert (b.bicyclegan.generator, b.bicyclegan.encoder, b.bicyclegan.where_add, b.bicyclegan.num_D) == (
         "unet_256", "resnet_256", "all", 2)
+    # the reference's resampling, whatever the defaults here (bicyclegan.upsample is nearest)
+    assert b.bicyclegan.upsample == "basic" and (g.upsample, g.antialias) == ("basic", False)
     r6 = CASES["cpu_cyclegan_r6_64"].params(base)
     assert (r6.image_size, r6.cyclegan.generator, r6.cyclegan.batch_size) == (64, "resnet_6blocks", 1)
     u = CASES["cpu_bicyclegan_u128_128_bs2"].params(base)

@@ -40,6 +40,8 @@ def test_params_yaml_sets_every_field_explicitly():
     (lambda d: d.update(lambda_cycle=5), "lambda_cycle"),
     (lambda d: d["train"].update(lr_typo=1), "train.lr_typo"),
     (lambda d: d["cyclegan"].update(pool_size=-1), "cyclegan.pool_size"),
+    (lambda d: d["cyclegan"].update(antialias=True, upsample="nearest"), "cyclegan.upsample"),
+    (lambda d: d["cyclegan"].update(upsample="bicubic"), "cyclegan.upsample"),
     (lambda d: d["train"].update(lr="fast"), "train.lr"),
     (lambda d: d["pix2pix"].update(use_gan="yes"), "pix2pix.use_gan"),
     (lambda d: d["pix2pix"].update(norm="group"), "pix2pix.norm"),

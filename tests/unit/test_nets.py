@@ -64,6 +64,17 @@ def test_z_generator_rejects_bad_settings():
         net(_randn(1, 3, 32, 32))
 
 
+def _assert_ups(net: nn.Module, mode: str, n_ups: int) -> None:
+    """`basic`: n_ups transposed convs and no resize; otherwise n_ups resizes in `mode` and no transposed conv."""
+    kinds = [type(m) for m in net.modules()]
+    resizes = [m for m in net.modules() if isinstance(m, nn.Upsample)]
+    if mode == "basic":
+        assert not resizes and kinds.count(nn.ConvTranspose2d) == n_ups
+    else:
+        assert nn.ConvTranspose2d not in kinds
+        assert len(resizes) == n_ups and {m.mode for m in resizes} == {mode}
+
+
 @pytest.mark.parametrize("where_add", ["all", "input"])
 def test_z_generator_upsample_modes_as_the_reference(where_add):
     """BicycleGAN's --upsample: `basic` is a 4x4 transposed conv per up; `bilinear` and `nearest` resize
@@ -74,17 +85,29 @@ def test_z_generator_upsample_modes_as_the_reference(where_add):
                                      generator=_seeded()) for mode in ("basic", "bilinear", "nearest")}
     for mode, net in built.items():
         assert net(x, z).shape == (2, 3, 32, 32), mode
-        kinds = [type(m) for m in net.modules()]
-        resizes = [m for m in net.modules() if isinstance(m, nn.Upsample)]
-        if mode == "basic":
-            assert not resizes and kinds.count(nn.ConvTranspose2d) == 5
-        else:
-            assert nn.ConvTranspose2d not in kinds
-            assert len(resizes) == 5 and {m.mode for m in resizes} == {mode}
+        _assert_ups(net, mode, 5)
     # a 3x3 conv holds fewer weights than a 4x4 transposed one over the same channels
     assert count_parameters(built["bilinear"]) == count_parameters(built["nearest"]) < count_parameters(built["basic"])
     with pytest.raises(ValueError, match="upsample"):
         build_z_generator("unet_32", 3, 3, nz=8, ngf=4, upsample="bicubic")
+
+
+def test_resnet_generator_upsample_modes():
+    """CycleGAN's `upsample`: `basic` keeps the reference's two 3x3 transposed convs; `nearest` and
+    `bilinear` resize by 2, then a reflection-padded 3x3 conv, with the same parameter count."""
+    x = _randn(2, 3, 32, 32)
+    built = {mode: build_generator("resnet_6blocks", 3, 3, ngf=4, norm="instance", upsample=mode,
+                                   generator=_seeded()) for mode in ("basic", "bilinear", "nearest")}
+    for mode, net in built.items():
+        assert net(x).shape == (2, 3, 32, 32), mode
+        _assert_ups(net, mode, 2)
+    assert len({count_parameters(net) for net in built.values()}) == 1
+    with pytest.raises(ValueError, match="upsample 'nearest'"):
+        build_generator("unet_32", 3, 3, ngf=4, upsample="nearest")
+    with pytest.raises(ValueError, match="blur-upsampling"):
+        build_generator("resnet_6blocks", 3, 3, ngf=4, antialias=True, upsample="nearest")
+    with pytest.raises(ValueError, match="upsample"):
+        build_generator("resnet_6blocks", 3, 3, ngf=4, upsample="bicubic")
 
 
 # --------------------------------------------------------------------------- shapes

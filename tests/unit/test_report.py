@@ -469,11 +469,17 @@ def test_the_report_states_its_setup_and_explains_its_baselines(tmp_path):
     # a default that departs from the paper says so, with the paper's value and the reason
     bicycle = next(line for line in setup.splitlines() if line.startswith("| BicycleGAN: loss weights |"))
     assert "lambda_img 100" in bicycle and "| lambda_img 10 |" in bicycle and "GAN terms in charge" in bicycle
+    nets = next(line for line in setup.splitlines() if line.startswith("| BicycleGAN: networks |"))
+    assert "upsample nearest" in nets and "upsample basic" in nets and "chequered blotches" in nets
     pix2pix = next(line for line in setup.splitlines() if line.startswith("| pix2pix: loss weights |"))
     assert "| as here | the papers' values" in pix2pix
     changed = build_report(**paths, params=dataclasses.replace(Params(), lambda_img=10.0), commit="abc1234",
                            n_images=1).read_text()
     assert "| BicycleGAN: loss weights | lambda_img 10, " in changed and "changed for this run: lambda_img" in changed
+    nearest = dataclasses.replace(Params(), cyclegan=dataclasses.replace(Params().cyclegan, upsample="nearest"))
+    setup = build_report(**paths, params=nearest, commit="abc1234", n_images=1).read_text()
+    cycle = next(line for line in setup.splitlines() if line.startswith("| CycleGAN: networks |"))
+    assert "upsample nearest" in cycle and "changed for this run: upsample" in cycle
 
 
 def test_the_ablation_section_shows_studies_of_this_data_set_with_their_provenance(tmp_path, monkeypatch):
