@@ -16,7 +16,10 @@ setup: $(STAMP)
 # pip (not uv/poetry) so that the torch builds kept on local disk are used; constraints pin every version
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -c constraints.txt -e '.[test]'
+	@# byte code on every core (pip compiles one file at a time): the same .pyc files in a third of the
+	@# time; the few files written for newer Pythons do not compile, and pip's own step skips them too
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
 	touch $@
 
 repro: setup

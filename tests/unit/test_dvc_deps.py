@@ -4,6 +4,8 @@ editing it makes the stage's outputs stale."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,3 +121,17 @@ def test_no_stage_depends_on_code_its_command_never_imports(name, cmd, deps):
     extra = [d for d in deps if d.startswith(("pipeline/", "stages/"))
              and not any(f == d.rstrip("/") or f.startswith(d.rstrip("/") + "/") for f in files)]
     assert not extra, f"dvc.yaml stage {name!r} depends on code its command never imports: {extra}"
+
+
+def test_byte_code_is_not_part_of_a_code_dependency():
+    """Imports write pipeline/**/__pycache__ where PYTHONDONTWRITEBYTECODE is unset: DVC must not hash
+    them into a stage's code deps, or every clone's `dvc status` would call the stages stale."""
+    paths = ["pipeline/nets/__pycache__/resnet.cpython-311.pyc", "stages/stray.pyc"]
+    done = subprocess.run([sys.executable, "-m", "dvc", "check-ignore", *paths], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == paths
+    # and the sources stay hashed
+    kept = subprocess.run([sys.executable, "-m", "dvc", "check-ignore", "pipeline/nets/resnet.py"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert kept.returncode == 1 and not kept.stdout.strip()
