@@ -97,6 +97,8 @@ def _section(options: AuthorsOptions, params: Params) -> Any:
         shared["n_layers_D"] = options.n_layers_D if n_layers is None else n_layers
         if method == "pix2pix":
             shared["discriminator"] = kind
+    if method == "cyclegan":  # the authors' CycleGAN networks, whatever our defaults
+        shared |= dict(upsample="basic", antialias=False)
     if method in ("cut", "fastcut"):
         if options.no_antialias != options.no_antialias_up:
             raise ValueError("no_antialias and no_antialias_up differ; our CUT networks switch anti-aliasing for "
