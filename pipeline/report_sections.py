@@ -22,11 +22,6 @@ BUDGET_REASON = ("CPU budget: the default pipeline runs in minutes on 2 CPU core
                  "hours on a GPU")
 # the architecture fields a method's config may have, in the order the setup table lists them
 _NET_FIELDS = ("generator", "encoder", "ngf", "ndf", "nef", "n_layers_D", "num_D", "norm", "upsample", "antialias")
-# why a default network setting is not the paper's, beyond the size (section.field -> reason)
-_NET_DEPARTURES = {
-    "bicyclegan.upsample": "upsample nearest: no chequered blotches, and higher over 3 seeds (README, "
-                           "\"BicycleGAN's upsampling\")",
-}
 _SIZE_REASON = "narrower and shallower for 64 px and the CPU budget"
 
 
@@ -44,8 +39,8 @@ def _nets_reason(section: str, cfg: Any, paper: Any, default: Any) -> str:
     for k in resampling:
         if ours[k] != defaults[k]:
             reasons.append(f"changed for this run: {k}")
-        elif f"{section}.{k}" in _NET_DEPARTURES:
-            reasons.append(_NET_DEPARTURES[f"{section}.{k}"])
+        elif f"{section}.{k}" in PAPER_DEPARTURES:
+            reasons.append(PAPER_DEPARTURES[f"{section}.{k}"][1])
     return "; ".join(reasons)
 
 
