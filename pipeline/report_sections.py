@@ -23,6 +23,7 @@ BUDGET_REASON = ("CPU budget: the default pipeline runs in minutes on 2 CPU core
 # the architecture fields a method's config may have, in the order the setup table lists them
 _NET_FIELDS = ("generator", "encoder", "ngf", "ndf", "nef", "n_layers_D", "num_D", "norm", "upsample", "antialias")
 _SIZE_REASON = "narrower and shallower for 64 px and the CPU budget"
+_OWN_REASON_FIELDS = ("n_layers_D", "num_D", "upsample", "antialias")
 
 
 def _nets(cfg: Any) -> str:
@@ -34,9 +35,10 @@ def _nets_reason(section: str, cfg: Any, paper: Any, default: Any) -> str:
     """Why this run's networks differ from the paper's: the size, a known departure, or this run's change."""
     ours, theirs, defaults = dataclasses.asdict(cfg), dataclasses.asdict(paper), dataclasses.asdict(default)
     differ = [k for k in _NET_FIELDS if k in ours and ours[k] != theirs[k]]
-    resampling = [k for k in differ if k in ("upsample", "antialias")]
-    reasons = [_SIZE_REASON] if len(resampling) < len(differ) else []
-    for k in resampling:
+    # the fields a width or size change does not explain: each gets its own reason
+    own = [k for k in differ if k in _OWN_REASON_FIELDS]
+    reasons = [_SIZE_REASON] if len(own) < len(differ) else []
+    for k in own:
         if ours[k] != defaults[k]:
             reasons.append(f"changed for this run: {k}")
         elif f"{section}.{k}" in PAPER_DEPARTURES:

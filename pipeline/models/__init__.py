@@ -152,25 +152,26 @@ def _paper_unet(image_size: int) -> str:
 
 
 def _pix2pix_at_paper_size(cfg: Pix2PixConfig, image_size: int) -> Pix2PixConfig:
-    return dataclasses.replace(cfg, generator=_paper_unet(image_size), ngf=64, ndf=64, batch_size=1)
+    return dataclasses.replace(cfg, generator=_paper_unet(image_size), ngf=64, ndf=64, batch_size=1, n_layers_D=3)
 
 
 def _cyclegan_at_paper_size(cfg: CycleGANConfig, image_size: int) -> CycleGANConfig:
     generator = "resnet_9blocks" if image_size >= 256 else "resnet_6blocks"
     return dataclasses.replace(cfg, generator=generator, ngf=64, ndf=64, batch_size=1, upsample="basic",
-                               antialias=False)
+                               antialias=False, n_layers_D=3)
 
 
 def _bicyclegan_at_paper_size(cfg: BicycleGANConfig, image_size: int) -> BicycleGANConfig:
     side = _paper_side(image_size)
     encoder = f"resnet_{side}" if side in ("64", "128", "256") else "resnet_256"
     return dataclasses.replace(cfg, generator=_paper_unet(image_size), encoder=encoder, ngf=64, ndf=64, nef=64,
-                               batch_size=2, upsample="basic")
+                               batch_size=2, upsample="basic", n_layers_D=3, num_D=2)
 
 
 def _cut_at_paper_size(cfg: CUTConfig, image_size: int) -> CUTConfig:
     generator = "resnet_9blocks" if image_size >= 256 else "resnet_6blocks"
-    return dataclasses.replace(cfg, generator=generator, ngf=64, ndf=64, batch_size=1, netF_nc=256, num_patches=256)
+    return dataclasses.replace(cfg, generator=generator, ngf=64, ndf=64, batch_size=1, netF_nc=256, num_patches=256,
+                               n_layers_D=3)
 
 
 @dataclass(frozen=True)

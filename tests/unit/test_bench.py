@@ -39,6 +39,10 @@ def test_cases_are_the_papers_networks():
         "unet_256", "resnet_256", "all", 2)
     # the reference's resampling, whatever the defaults here (bicyclegan.upsample is nearest)
     assert b.bicyclegan.upsample == "basic" and (g.upsample, g.antialias) == ("basic", False)
+    # and the papers' 70x70 discriminators (bicyclegan.n_layers_D is 2 here), whatever a run sets
+    assert (b.bicyclegan.n_layers_D, g.n_layers_D) == (3, 3)
+    shallow = dataclasses.replace(base, pix2pix=dataclasses.replace(base.pix2pix, n_layers_D=1))
+    assert CASES["pix2pix_bs1"].params(shallow).pix2pix.n_layers_D == 3
     r6 = CASES["cpu_cyclegan_r6_64"].params(base)
     assert (r6.image_size, r6.cyclegan.generator, r6.cyclegan.batch_size) == (64, "resnet_6blocks", 1)
     u = CASES["cpu_bicyclegan_u128_128_bs2"].params(base)

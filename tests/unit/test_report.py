@@ -471,6 +471,7 @@ def test_the_report_states_its_setup_and_explains_its_baselines(tmp_path):
     assert "lambda_img 100" in bicycle and "| lambda_img 10 |" in bicycle and "GAN terms in charge" in bicycle
     nets = next(line for line in setup.splitlines() if line.startswith("| BicycleGAN: networks |"))
     assert "upsample nearest" in nets and "upsample basic" in nets and "chequered blotches" in nets
+    assert "n_layers_D 2" in nets and "n_layers_D 3" in nets and "whole image at both" in nets
     pix2pix = next(line for line in setup.splitlines() if line.startswith("| pix2pix: loss weights |"))
     assert "| as here | the papers' values" in pix2pix
     changed = build_report(**paths, params=dataclasses.replace(Params(), lambda_img=10.0), commit="abc1234",
@@ -480,6 +481,10 @@ def test_the_report_states_its_setup_and_explains_its_baselines(tmp_path):
     setup = build_report(**paths, params=nearest, commit="abc1234", n_images=1).read_text()
     cycle = next(line for line in setup.splitlines() if line.startswith("| CycleGAN: networks |"))
     assert "upsample nearest" in cycle and "changed for this run: upsample" in cycle
+    shallow = dataclasses.replace(Params(), pix2pix=dataclasses.replace(Params().pix2pix, n_layers_D=1))
+    setup = build_report(**paths, params=shallow, commit="abc1234", n_images=1).read_text()
+    pix = next(line for line in setup.splitlines() if line.startswith("| pix2pix: networks |"))
+    assert "n_layers_D 1" in pix and "n_layers_D 3" in pix and "changed for this run: n_layers_D" in pix
 
 
 def test_the_ablation_section_shows_studies_of_this_data_set_with_their_provenance(tmp_path, monkeypatch):
