@@ -45,7 +45,21 @@ def test_dvc_repro_of_a_train_stage_at_two_processes_records_one_run(tmp_path, m
 def test_a_rank_that_hangs_fails_the_job_after_the_collective_timeout(tiny_curated, tmp_path):
     """Rank 1 sleeps at its third step; rank 0 gives up on the gradient all-reduce after the
     collective timeout (5 s in this case), and torchrun stops rank 1 and exits 1."""
-    started = time.time()
-    code, output = finish(start(tiny_curated, tmp_path, "fail_hang"), 120)
-    assert time.time() - started < 120
-    assert code != 0 and "[rank0]: RuntimeError" in output and "Timed out" in output
+    def timed_out(output: str) -> bool:  # gloo's recv in the all-reduce, as RuntimeError
+        return any(line.startswith("[rank0]: RuntimeError") and "Timed out" in line for line in output.splitlines())
+
+    outputs = []
+    for attempt in range(2):
+        started = time.time()
+        code, output = finish(start(tiny_curated, tmp_path / f"attempt{attempt}", "fail_hang"), 120)
+        assert time.time() - started < 120
+        assert code != 0, output[-4000:]
+        outputs.append(output)
+        if timed_out(output):
+            break
+        # once, a CI run's rank 0 failed otherwise (its output was cut off; not reproduced in 10 runs
+        # since). Likely cause: with a 5 s timeout, a rank that starts late on a cold machine fails the
+        # job before the hang, which says nothing of the hang; so such a run is repeated once, and
+        # both outputs are shown if the second fails too
+    assert timed_out(outputs[-1]), "\n---\n".join(
+        "\n".join(line for line in o.splitlines() if line.startswith("[rank"))[-3000:] for o in outputs)
